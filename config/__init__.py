@@ -1,0 +1,1 @@
+"""Settings, recipe presets and the software identity recorded in every provenance event."""

@@ -1,0 +1,121 @@
+"""Recipes: every parameter that changes pixels, validated, with one canonical JSON form and hash.
+
+A preset (config/presets/NAME.yaml) is a recipe; command-line overrides (--scale, --long-edge)
+produce a new recipe whose hash differs, so they are recorded like any other parameter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DenoiseStep(_Strict):
+    """Denoise before any upscaling, so the model does not sharpen grain into detail."""
+
+    method: Literal["ffdnet", "nlmeans", "off"] = "ffdnet"
+    # Noise level on the 0-255 scale, or "auto": a fraction of the sigma QA measured.
+    sigma: float | Literal["auto"] = "auto"
+    auto_fraction: float = Field(0.8, gt=0, le=1.5)
+    min_sigma: float = Field(2.0, ge=0, description="Measured noise below this: the step is skipped.")
+    max_sigma: float = Field(15.0, gt=0, le=75, description="Cap: restore at moderate strength.")
+
+
+class UpscaleStep(_Strict):
+    model: str = "realesr-general-x4v3"
+    # Exactly one of: a factor of the input size, or a long edge in pixels.
+    scale: float | None = Field(2.0, gt=0, le=16)
+    long_edge: int | None = Field(None, ge=16, le=65_536)
+    tile: int = Field(256, ge=32, description="Tile edge in input pixels; 0-overlap seams are blended away.")
+    tile_overlap: int = Field(16, ge=0)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> UpscaleStep:
+        if (self.scale is None) == (self.long_edge is None):
+            raise ValueError("upscale needs exactly one of 'scale' or 'long_edge'")
+        if self.tile_overlap * 2 >= self.tile:
+            raise ValueError("tile_overlap must be less than half the tile size")
+        return self
+
+
+class FinishStep(_Strict):
+    # Share of a classical (Lanczos) upscale of the restored image blended into the AI output:
+    # keeps the master close to the scan and tames invented texture ("plastic skin").
+    fidelity_blend: float = Field(0.2, ge=0, le=1)
+
+
+class OutputSpec(_Strict):
+    master_compression: Literal["deflate", "lzw", "none"] = "deflate"
+    access_quality: int = Field(90, ge=1, le=100)
+    access_long_edge: int = Field(2048, ge=64)
+
+
+class Recipe(_Strict):
+    name: str
+    description: str = ""
+    seed: int = 0
+    denoise: DenoiseStep = DenoiseStep()
+    upscale: UpscaleStep = UpscaleStep()
+    finish: FinishStep = FinishStep()
+    output: OutputSpec = OutputSpec()
+
+    def canonical_json(self) -> str:
+        # The description is prose for people; it changes no pixel, so it is not hashed.
+        return canonical_json(self.model_dump(mode="json", exclude={"description"}))
+
+    @property
+    def hash(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+    def with_target(self, *, scale: float | None = None, long_edge: int | None = None) -> Recipe:
+        """The recipe with the upscale target overridden (from --scale or --long-edge)."""
+        if scale is None and long_edge is None:
+            return self
+        if scale is not None and long_edge is not None:
+            raise ValueError("give --scale or --long-edge, not both")
+        upscale = self.upscale.model_copy(update={"scale": scale, "long_edge": long_edge})
+        return self.model_copy(update={"upscale": UpscaleStep.model_validate(upscale.model_dump())})
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no whitespace: the same values always give the same bytes (and hash)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class RecipeError(ValueError):
+    pass
+
+
+def list_presets() -> list[str]:
+    folder = resources.files("config.presets")
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_recipe(name_or_path: str) -> Recipe:
+    """A preset by name (config/presets/NAME.yaml) or a recipe YAML file by path."""
+    path = Path(name_or_path)
+    if path.suffix in {".yaml", ".yml"} and path.is_file():
+        text, origin = path.read_text(), str(path)
+    else:
+        resource = resources.files("config.presets").joinpath(f"{name_or_path}.yaml")
+        if not resource.is_file():
+            raise RecipeError(
+                f"no recipe preset named {name_or_path!r} (presets: {', '.join(list_presets())}; "
+                "or give the path of a recipe .yaml file)"
+            )
+        text, origin = resource.read_text(), f"preset {name_or_path}"
+    try:
+        data = yaml.safe_load(text) or {}
+        return Recipe.model_validate(data)
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise RecipeError(f"invalid recipe in {origin}: {exc}") from exc

@@ -1,0 +1,81 @@
+"""Runtime settings from the environment (RESTORIUM_*) and/or a YAML file, validated by pydantic.
+
+Precedence: explicit arguments > environment > the file named by RESTORIUM_CONFIG > defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+
+def _default_models_dir() -> Path:
+    return platformdirs.user_cache_path("restorium") / "models"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RESTORIUM_", extra="forbid")
+
+    home: Path = Field(Path("archive"), description="Archive root: catalog, masters, access copies, reports.")
+    models_dir: Path = Field(default_factory=_default_models_dir, description="Where model weights live.")
+    catalog_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite under the home.")
+    ray_address: str | None = Field(None, description="Existing Ray cluster; default: start Ray locally.")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    workers: int = Field(1, ge=1, description="Model actors (each holds its own copy of the models).")
+    gpus_per_worker: float = Field(0.5, gt=0, le=1, description="Fractional GPU per actor when CUDA is used.")
+    shard_size: int = Field(32, ge=1, description="Scans per Prefect task and per catalog transaction.")
+    max_pixels: int = Field(400_000_000, ge=1, description="Refuse images larger than this (decompression bombs).")
+
+    @field_validator("home", "models_dir", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("RESTORIUM_CONFIG")
+        if config_file:
+            path = Path(config_file).expanduser()
+            if not path.is_file():
+                raise FileNotFoundError(f"RESTORIUM_CONFIG names {path}, which is not a file")
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
+
+    # Derived locations: one place decides the archive's layout.
+    @property
+    def resolved_catalog_url(self) -> str:
+        return self.catalog_url or f"sqlite:///{self.home / 'catalog.sqlite'}"
+
+    @property
+    def masters_dir(self) -> Path:
+        return self.home / "masters"
+
+    @property
+    def access_dir(self) -> Path:
+        return self.home / "access"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+
+# The variable name that carries the config file, documented in the README.
+CONFIG_ENV = "RESTORIUM_CONFIG"
