@@ -138,6 +138,9 @@ class ScanJob:
     master_path: str
     access_path: str
     prior_steps: list[StepRecord] = field(default_factory=list)  # ingestion + digest, for XMP
+    # Where the catalog first saw this content (may differ from original_path for a moved or
+    # duplicated file); provenance names this path so catalog and XMP agree.
+    catalogued_path: str = ""
     max_pixels: int = 400_000_000
 
 

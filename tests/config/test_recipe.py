@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import pytest
+
+from config.recipe import Recipe, RecipeError, list_presets, load_recipe
+from config.settings import Settings
+
+
+def test_archival_preset_is_valid_and_hash_is_stable():
+    first, second = load_recipe("archival"), load_recipe("archival")
+    assert "archival" in list_presets()
+    assert first.hash == second.hash and len(first.hash) == 64
+    # the canonical form has sorted keys and no whitespace, and drops the prose description
+    assert first.canonical_json().startswith('{"denoise":') and " " not in first.canonical_json().split('"name"')[0]
+    assert first.model_copy(update={"description": "other words"}).hash == first.hash
+
+
+def test_overrides_change_the_hash_and_are_validated():
+    base = load_recipe("archival")
+    x3 = base.with_target(scale=3)
+    k4 = base.with_target(long_edge=3840)
+    assert len({base.hash, x3.hash, k4.hash}) == 3
+    assert (k4.upscale.scale, k4.upscale.long_edge) == (None, 3840)
+    with pytest.raises(ValueError):
+        base.with_target(scale=2, long_edge=100)
+    with pytest.raises(ValueError):
+        base.with_target(scale=-1)
+
+
+def test_bad_recipes_say_what_is_wrong(tmp_path):
+    with pytest.raises(RecipeError, match="no recipe preset named 'nope'"):
+        load_recipe("nope")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\ndenoise:\n  sigma: loud\n")
+    with pytest.raises(RecipeError, match="invalid recipe"):
+        load_recipe(str(bad))
+    with pytest.raises(ValueError):
+        Recipe(name="x", upscale={"scale": None, "long_edge": None})
+
+
+def test_settings_from_environment_and_file(tmp_path, monkeypatch):
+    config = tmp_path / "restorium.yaml"
+    config.write_text(f"home: {tmp_path / 'from-file'}\nshard_size: 7\n")
+    monkeypatch.setenv("RESTORIUM_CONFIG", str(config))
+    monkeypatch.setenv("RESTORIUM_SHARD_SIZE", "9")
+    cfg = Settings()
+    assert cfg.home == tmp_path / "from-file"  # from the file
+    assert cfg.shard_size == 9  # the environment wins over the file
+    assert cfg.resolved_catalog_url == f"sqlite:///{tmp_path / 'from-file' / 'catalog.sqlite'}"
+    monkeypatch.setenv("RESTORIUM_SHARD_SIZE", "0")
+    with pytest.raises(ValueError):
+        Settings()

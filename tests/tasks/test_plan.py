@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import pytest
+
+from config.recipe import load_recipe
+from tasks.plan import plan_scan, target_size
+
+ARCHIVAL = load_recipe("archival")
+
+
+@pytest.mark.parametrize(
+    ("scale", "long_edge", "size", "expected"),
+    [
+        (2.0, None, (301, 199), (602, 398)),
+        (3.0, None, (100, 50), (300, 150)),
+        (None, 3840, (1200, 800), (3840, 2560)),
+        (None, 3840, (800, 1201), (2558, 3840)),
+    ],
+)
+def test_target_size_is_exact(scale, long_edge, size, expected):
+    recipe = ARCHIVAL.with_target(scale=scale, long_edge=long_edge)
+    assert target_size(*size, recipe)[:2] == expected
+
+
+def test_model_passes_are_minimal():
+    x2 = plan_scan(ARCHIVAL, {"noise_sigma": 0}, 100, 100, model_scale=4, denoiser_available=True)
+    assert (x2.model_passes, x2.target_width) == (1, 200)
+    x8 = plan_scan(ARCHIVAL.with_target(scale=8), {}, 100, 100, model_scale=4, denoiser_available=True)
+    assert x8.model_passes == 2
+    same = plan_scan(ARCHIVAL.with_target(long_edge=100), {}, 100, 80, model_scale=4, denoiser_available=True)
+    assert same.model_passes == 0 and same.upscale_model is None
+    with pytest.raises(ValueError, match="passes"):
+        plan_scan(ARCHIVAL.with_target(scale=16), {}, 10, 10, model_scale=2, denoiser_available=True)
+
+
+def test_denoise_strength_follows_measured_noise():
+    quiet = plan_scan(ARCHIVAL, {"noise_sigma": 1.0}, 64, 64, model_scale=4, denoiser_available=True)
+    assert quiet.denoise_method == "off" and "skipped" in quiet.reasons[0]
+    grainy = plan_scan(ARCHIVAL, {"noise_sigma": 10.0}, 64, 64, model_scale=4, denoiser_available=True)
+    assert (grainy.denoise_method, grainy.denoise_sigma) == ("ffdnet", 8.0)
+    very = plan_scan(ARCHIVAL, {"noise_sigma": 40.0}, 64, 64, model_scale=4, denoiser_available=True)
+    assert very.denoise_sigma == ARCHIVAL.denoise.max_sigma
+    fallback = plan_scan(ARCHIVAL, {"noise_sigma": 10.0}, 64, 64, model_scale=4, denoiser_available=False)
+    assert fallback.denoise_method == "nlmeans" and any("not available" in r for r in fallback.reasons)
+
+
+def test_resolved_recipe_records_every_value_used():
+    plan = plan_scan(ARCHIVAL, {"noise_sigma": 10.0}, 64, 48, model_scale=4, denoiser_available=True)
+    resolved = plan.resolved(ARCHIVAL)
+    assert resolved["hash"] == ARCHIVAL.hash
+    assert resolved["denoise"] == {"method": "ffdnet", "sigma": 8.0}
+    assert (resolved["upscale"]["width"], resolved["upscale"]["height"]) == (128, 96)
+    assert resolved["finish"]["fidelity_blend"] == ARCHIVAL.finish.fidelity_blend
