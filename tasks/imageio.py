@@ -39,7 +39,7 @@ class ScanError(ValueError):
 
 @dataclass
 class DecodedImage:
-    """Pixels as stored (no orientation applied), colour separate from alpha."""
+    """Pixels upright (EXIF orientation applied), colour separate from alpha."""
 
     pixels: np.ndarray  # H x W x 3 RGB, or H x W grayscale; uint8 or uint16
     alpha: np.ndarray | None  # H x W, same dtype, or None
@@ -187,7 +187,32 @@ def decode(path: Path, *, max_pixels: int) -> DecodedImage:
         raise
     except Exception as exc:  # decoders raise anything from OSError to zlib.error on damaged data
         raise ScanError(path, f"damaged {meta.format} data: {exc}") from exc
-    return _split(path, pixels, icc, meta.ppi)
+    image = _split(path, pixels, icc, meta.ppi)
+    return _upright(image, meta.orientation)
+
+
+def _orient(values: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (2-8) to H x W (x C) pixels, as viewers display them."""
+    ops = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: np.rot90(a, k=-1),
+        7: lambda a: np.rot90(a, k=2).swapaxes(0, 1),
+        8: lambda a: np.rot90(a, k=1),
+    }
+    return np.ascontiguousarray(ops[orientation](values))
+
+
+def _upright(image: DecodedImage, orientation: int | None) -> DecodedImage:
+    """Masters are written upright (Orientation 1): many archival TIFF readers ignore the tag."""
+    if not orientation or orientation == 1 or orientation not in range(2, 9):
+        return image
+    image.pixels = _orient(image.pixels, orientation)
+    if image.alpha is not None:
+        image.alpha = _orient(image.alpha, orientation)
+    return image
 
 
 def _decode_tiff(path: Path) -> tuple[np.ndarray, bytes | None]:

@@ -126,3 +126,16 @@ def test_float_conversion_rounds_and_keeps_16bit_precision():
     values = np.array([0, 1, 32767, 65535], dtype=np.uint16)
     np.testing.assert_array_equal(from_float(to_float(values), 16), values)
     assert from_float(np.array([0.5]), 8)[0] == 128  # rounds, does not truncate
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_like_viewers_do(tmp_path, shared_data, orientation):
+    from PIL import ImageOps
+
+    src = Image.open(shared_data / "edge_cases/0014.jpg").convert("RGB").crop((0, 0, 60, 40))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"o{orientation}.png"  # PNG: lossless, so pixels compare exactly
+    src.save(path, exif=exif)
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
+    np.testing.assert_array_equal(decode(path, max_pixels=MAX).pixels, expected)

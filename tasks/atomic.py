@@ -1,0 +1,78 @@
+"""Atomic file writes (DESIGN rule 5) and streaming hashes.
+
+A derived file is filled under a hidden temporary name in its final folder, flushed to disk and
+renamed over the final name, so a crash never leaves a half-written master under a name the
+catalog could believe in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+
+_CHUNK = 1 << 20  # 1 MiB
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB chunks (masters can be gigabytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def temp_path_for(path: Path) -> Path:
+    """The temporary sibling of `path`: hidden ('.') and '.partial', so scanners and ingest skip it."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
+    """Create `path` through `write(temp_path)`, then fsync and rename it into place.
+
+    `write` gets an empty file in the same folder (same filesystem, so the rename is atomic) and
+    may rewrite or edit it freely (e.g. tifffile, then pyexiv2). On any exception the temporary
+    file is removed and the exception re-raised; the final name is then untouched.
+    """
+    final = Path(path)
+    if not final.parent.is_dir():
+        raise FileNotFoundError(f"{final}: cannot write, folder {final.parent} does not exist")
+    temp = temp_path_for(final)
+    # O_EXCL: never clobber a concurrent writer's temp; mode 0o666 lets the umask decide the
+    # permissions (mkstemp would leave masters readable by their owner only).
+    os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    try:
+        write(temp)
+        _fsync_path(temp)
+        os.replace(temp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+        raise
+    _fsync_dir(final.parent)  # make the rename itself durable
+
+
+def _fsync_path(path: Path) -> None:
+    # `write` may have replaced the file (new inode), so sync by path, not by an fd we held.
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # platforms without directory fds: the rename is as durable as we can make it
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,129 @@
+"""One scan through the whole pipeline with the real compact weights, on small real images."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image, ImageCms
+from skimage.metrics import peak_signal_noise_ratio
+
+from config.recipe import load_recipe
+from config.version import software_version
+from models.actors import host_agent
+from models.upscaler import Denoiser, Upscaler
+from models.weights import resolve
+from tasks.imageio import decode
+from tasks.ingest import ingest_file, ingest_steps
+from tasks.keys import derivation_key, stable_uuid
+from tasks.pipeline import Toolkit, process_scan
+from tasks.types import AgentInfo, ScanJob
+from tasks.xmp import read_provenance
+
+SOFTWARE = AgentInfo(kind="software", name="restorium", version=software_version())
+
+
+@pytest.fixture(scope="module")
+def kit(shared_models) -> Toolkit:
+    return Toolkit(
+        upscalers={"realesr-general-x4v3": Upscaler(resolve("realesr-general-x4v3", shared_models))},
+        denoiser=Denoiser(resolve("ffdnet_color", shared_models)),
+        software=SOFTWARE, host=host_agent("cpu"),
+    )
+
+
+def _job(original: Path, out: Path, recipe_name: str = "archival", **target) -> ScanJob:
+    recipe = load_recipe(recipe_name).with_target(**target)
+    facts = ingest_file(original)
+    key = derivation_key(facts.sha256, recipe.hash, {"m": "x"}, software_version())
+    return ScanJob(
+        original_path=str(original), original_sha256=facts.sha256,
+        item_uuid=stable_uuid("item", facts.sha256), item_identifier=original.stem,
+        original_uuid=stable_uuid("original", facts.sha256),
+        master_uuid=stable_uuid("master", key), access_uuid=stable_uuid("access", key),
+        derivation_key=key, run_uuid="run-1", recipe=recipe.model_dump(mode="json"), recipe_hash=recipe.hash,
+        master_path=str(out / "masters" / f"{original.stem}.tif"),
+        access_path=str(out / "access" / f"{original.stem}.jpg"),
+        prior_steps=ingest_steps(facts, [SOFTWARE]), max_pixels=10**8,
+    )
+
+
+def _crop(shared_data: Path, rel: str, box: tuple[int, int, int, int]) -> np.ndarray:
+    return np.asarray(Image.open(shared_data / rel))[box[1]:box[3], box[0]:box[2]]
+
+
+def test_16bit_tiff_with_profile_becomes_a_16bit_master_with_provenance(tmp_path, shared_data, kit):
+    rgb8 = _crop(shared_data, "old_photos/old/a.png", (100, 100, 180, 160))[:, :, :3]
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    original = tmp_path / "scan16.tif"
+    tifffile.imwrite(original, rgb8.astype(np.uint16) * 257, photometric="rgb", resolution=(600, 600),
+                     resolutionunit="INCH", extratags=[(34675, "B", len(icc), icc, True)])
+    before = hashlib.sha256(original.read_bytes()).hexdigest()
+
+    outcome = process_scan(_job(original, tmp_path), kit)
+
+    assert outcome.status == "mastered", outcome.reason
+    master = tifffile.imread(outcome.master.path)
+    assert master.dtype == np.uint16 and master.shape == (120, 160, 3)
+    with tifffile.TiffFile(outcome.master.path) as tif:
+        assert bytes(tif.pages.first.tags[34675].value) == icc
+    assert Path(outcome.access.path).is_file() and outcome.access.format == "JPEG"
+    assert [s.step for s in outcome.steps] == ["qa", "upscale", "finish", "tag"] or \
+        [s.step for s in outcome.steps] == ["qa", "denoise", "upscale", "finish", "tag"]
+    assert outcome.timings["model"] > 0 and outcome.resolved_recipe["upscale"]["width"] == 160
+    # the master's XMP alone tells the same story the worker reported
+    record = read_provenance(Path(outcome.master.path))
+    assert record.steps[2:] == outcome.steps and [s.step for s in record.steps[:2]] == ["ingest", "digest"]
+    assert record.original["sha256"] == before and record.recipe["resolved"] == outcome.resolved_recipe
+    assert record.master["sha256"] == outcome.master.sha256
+    assert hashlib.sha256(original.read_bytes()).hexdigest() == before  # original untouched
+
+
+def test_master_stays_a_likeness_of_the_scan(tmp_path, shared_data, kit):
+    rgb = _crop(shared_data, "sr_gt/McMaster/1.tif", (0, 0, 96, 80))
+    original = tmp_path / "clean.png"
+    Image.fromarray(rgb).save(original)
+    outcome = process_scan(_job(original, tmp_path), kit)
+    master = decode(Path(outcome.master.path), max_pixels=10**8).pixels
+    back = np.asarray(Image.fromarray(master).resize((96, 80), Image.Resampling.BOX))
+    assert peak_signal_noise_ratio(rgb, back) > 28  # faithful: no different image invented
+
+
+def test_rgba_keeps_alpha_and_gray_stays_gray(tmp_path, shared_data, kit):
+    rgba = _crop(shared_data, "edge_cases/children-alpha.png", (0, 0, 64, 48))
+    original = tmp_path / "alpha.png"
+    Image.fromarray(rgba).save(original)
+    outcome = process_scan(_job(original, tmp_path, scale=3), kit)
+    assert outcome.status == "mastered", outcome.reason
+    master = tifffile.imread(outcome.master.path)
+    assert master.shape == (144, 192, 4)
+    assert np.abs(master[::3, ::3, 3].astype(int) - rgba[:, :, 3]).mean() < 12
+
+    gray = tmp_path / "gray.jpg"
+    Image.open(shared_data / "edge_cases/wolf_gray.jpg").crop((0, 0, 64, 64)).save(gray)
+    outcome = process_scan(_job(gray, tmp_path), kit)
+    assert outcome.status == "mastered", outcome.reason
+    assert tifffile.imread(outcome.master.path).shape == (128, 128)
+
+
+def test_bad_scan_fails_with_reason_and_writes_nothing(tmp_path, shared_data, kit):
+    data = (shared_data / "edge_cases/0014.jpg").read_bytes()
+    bad = tmp_path / "cut.jpg"
+    bad.write_bytes(data[: len(data) // 2])
+    outcome = process_scan(_job(bad, tmp_path), kit)
+    assert (outcome.status, outcome.failure_kind) == ("failed", "invalid")
+    assert "damaged JPEG" in outcome.reason and outcome.steps[0].outcome == "failure"
+    assert not (tmp_path / "masters").exists()
+
+
+def test_processing_error_is_reported_not_raised(tmp_path, shared_data, kit):
+    original = tmp_path / "ok.png"
+    Image.fromarray(_crop(shared_data, "sr_gt/McMaster/2.tif", (0, 0, 32, 32))).save(original)
+    job = _job(original, tmp_path)
+    job.recipe = {**job.recipe, "upscale": {**job.recipe["upscale"], "model": "RealESRGAN_x4plus"}}
+    outcome = process_scan(job, kit)
+    assert (outcome.status, outcome.failure_kind) == ("failed", "error")
+    assert "not loaded in this worker" in outcome.reason
