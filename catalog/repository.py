@@ -133,6 +133,14 @@ class Catalog:
             record_steps(conn, writes)
             return _originals(conn, list(first), new)
 
+    def known_originals(self, sha256s: Sequence[str]) -> set[str]:
+        """The contents already catalogued as originals (so a re-run can tell it has nothing to add)."""
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for part in chunked(unique(original_key(s) for s in sha256s)):
+                found.update(conn.execute(select(File.sha256).where(File.key.in_(part))).scalars())
+        return found
+
     def find_invalid(self, sha256s: Sequence[str], software_version: str) -> dict[str, str]:
         """Originals a failed validation already marked invalid under this software version →
         the reason. A newer software version gets to try again."""

@@ -4,14 +4,14 @@ Why tiles: memory (a 100 MP master does not fit through a network at once) and, 
 (256 px tiles run faster than one huge convolution). Why seams appear: a tile's border pixels are
 computed from the zero padding of every conv instead of from their real neighbours. The cure here:
 
-1. The whole image is padded once by `context` pixels, reflecting at its borders (or replicating
-   where it is smaller than the pad), so border pixels see plausible content in every mode.
-2. Each tile is cut from that padded image with `context` extra pixels on every side; the network
-   runs on the larger window and the context is cropped from its output. With a context at least
-   the receptive-field radius (models.loading.default_context), a tile's kept output is exactly
-   what the network computes for those pixels on the whole image: tiled == untiled up to float
-   rounding. An untiled run (tile=0) uses the same global padding, so the tile size changes no
-   pixel beyond that rounding.
+1. Each tile is cut with `context` extra pixels on every side that has a neighbour (none past the
+   image's own borders, where the network pads as it does on the whole image); the network runs
+   on the larger window and the context is cropped from its output. With a context at least the
+   receptive-field radius (models.loading.default_context), a tile's kept output is exactly what
+   the network computes for those pixels on the whole image: tiled == untiled up to float
+   rounding, so the tile size changes no pixel beyond that rounding.
+2. Tiles are balanced (equal sizes), so no compute goes on a last tile that mostly repeats its
+   neighbour.
 3. Neighbouring tiles share `overlap` pixels; their outputs there are blended with linear-ramp
    (feathered) weights and normalised by the weight sum. With a full context this is a no-op up to
    rounding; with a shorter context (RRDBNet) it spreads any residual difference over the ramp
@@ -33,23 +33,24 @@ Network = Callable[[torch.Tensor], torch.Tensor]
 
 
 def tile_spans(length: int, tile: int, overlap: int, multiple: int = 1) -> list[tuple[int, int]]:
-    """[start, end) spans covering 0..length: `tile` long, neighbours sharing >= `overlap`, starts
-    on the `multiple` grid; the last span ends at `length` (it may be up to multiple-1 longer)."""
+    """[start, end) spans covering 0..length, at most about `tile` long, neighbours sharing at least
+    `overlap`, starts on the `multiple` grid. Spans are balanced (equal sizes): a 298 px edge with
+    256 px tiles gives two 157 px spans, not a 256 px tile plus a 256 px tile that is 86 % overlap."""
     if tile <= 0 or length <= tile:
         return [(0, length)]
     if not 0 <= overlap < tile:
         raise ValueError(f"overlap must be in [0, tile), got overlap={overlap}, tile={tile}")
-    stride = max(multiple, (tile - overlap) // multiple * multiple)
-    spans: list[tuple[int, int]] = []
-    start = 0
-    while start + tile < length:
-        spans.append((start, start + tile))
-        start += stride
-    last = (length - tile) // multiple * multiple
-    if spans and spans[-1][0] == last:
-        spans.pop()
-    spans.append((last, length))
-    return spans
+    # Balance in units of `multiple` so every start stays on the grid; the last span ends at length.
+    m = multiple
+    units, tile_u, overlap_u = -(-length // m), max(1, tile // m), -(-overlap // m)
+    if units <= tile_u:
+        return [(0, length)]
+    if overlap_u >= tile_u:
+        raise ValueError(f"overlap {overlap} leaves no stride with tile {tile} on a {m} px grid")
+    count = -(-(units - overlap_u) // (tile_u - overlap_u))
+    size = -(-(units + (count - 1) * overlap_u) // count)  # <= tile_u, as count was chosen
+    starts = [i * (units - size) // (count - 1) for i in range(count)]
+    return [(a * m, min(length, (a + size) * m)) for a in starts]
 
 
 def _ramp(n: int, before: int, after: int, device: torch.device) -> torch.Tensor:
@@ -62,14 +63,6 @@ def _ramp(n: int, before: int, after: int, device: torch.device) -> torch.Tensor
     if after > 0:
         w = torch.minimum(w, (n - i) / after)
     return w
-
-
-def _pad_image(x: torch.Tensor, pad: int) -> torch.Tensor:
-    if pad <= 0:
-        return x
-    h, w = x.shape[-2:]
-    mode = "reflect" if pad < h and pad < w else "replicate"
-    return F.pad(x, (pad, pad, pad, pad), mode=mode)
 
 
 def _run_window(net: Network, window: torch.Tensor, scale: int, multiple: int) -> torch.Tensor:
@@ -101,7 +94,6 @@ def tiled_forward(
         raise ValueError(f"scale must be a positive integer, got {scale}")
     n, _, h, w = x.shape
     ctx = -(-max(context, 0) // multiple) * multiple  # keep the unshuffle grid phase
-    padded = _pad_image(x, ctx)
     ys, xs = tile_spans(h, tile, overlap, multiple), tile_spans(w, tile, overlap, multiple)
     s = scale
 
@@ -115,10 +107,13 @@ def tiled_forward(
             before_x = xs[ix - 1][1] - x0 if ix > 0 else 0
             after_x = x1 - xs[ix + 1][0] if ix + 1 < len(xs) else 0
             wx = _ramp((x1 - x0) * s, before_x * s, after_x * s, x.device)
-            # Tile pixel (y, x) sits at (y + ctx, x + ctx) in the padded image.
-            window = padded[..., y0 : y1 + 2 * ctx, x0 : x1 + 2 * ctx]
-            result = _run_window(net, window, s, multiple)
-            result = result[..., ctx * s : (ctx + y1 - y0) * s, ctx * s : (ctx + x1 - x0) * s].float()
+            # Context only where the tile has real neighbours; at the image's own borders the
+            # network pads exactly as it does when run on the whole image.
+            wy0, wy1 = max(0, y0 - ctx), min(h, y1 + ctx)
+            wx0, wx1 = max(0, x0 - ctx), min(w, x1 + ctx)
+            result = _run_window(net, x[..., wy0:wy1, wx0:wx1], s, multiple)
+            top, left = (y0 - wy0) * s, (x0 - wx0) * s
+            result = result[..., top : top + (y1 - y0) * s, left : left + (x1 - x0) * s].float()
             if len(ys) == 1 and len(xs) == 1:
                 return result  # one window: nothing to blend
             if out is None or weight is None:

@@ -1,0 +1,45 @@
+# Two commands for a fresh machine (see README):
+#   make demo   creates .venv, installs everything, runs the pipeline on sample scans
+#   make test   creates .venv if needed, runs the whole test suite
+# The install order follows the dependency traps in ../shared/DESIGN.md: torch first (from the
+# machine's disk), then basicsr without build isolation (else pip builds it against a second,
+# downloaded torch), then the project itself.
+
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha256sum | cut -c1-12)
+
+# Developers and CI keep the real weights beside the project; users fetch or import theirs.
+SHARED_MODELS := $(wildcard $(abspath ../shared/models))
+ifneq ($(SHARED_MODELS),)
+export RESTORIUM_MODELS_DIR ?= $(SHARED_MODELS)
+endif
+
+.PHONY: install demo test test-fast bench clean-demo
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip setuptools wheel
+	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -q --no-build-isolation basicsr==1.4.2
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip check
+	rm -f $(VENV)/.installed-* && touch $@
+
+demo: install
+	$(BIN)/restorium demo --home archive-demo
+
+test: install
+	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
+
+bench: install
+	$(BIN)/python bench/upscale_overhead.py
+
+clean-demo:
+	rm -rf archive-demo

@@ -1,0 +1,316 @@
+"""The `restorium` command (Typer + Rich). Progress goes to stderr, results to stdout.
+
+Exit codes: 0 all scans mastered or unchanged; 1 the batch finished but some scans failed;
+2 nothing was done (bad arguments, missing weights, unreachable catalog).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+# Prefect's INFO lines would interleave with the progress bar (the user's env still wins).
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+app = typer.Typer(help="Archival digitization: restore and upscale scans, with provenance.", no_args_is_help=True)
+models_app = typer.Typer(help="Model weights: list, fetch from the publisher, import a local file.")
+app.add_typer(models_app, name="models")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _settings(**overrides: Any):
+    from config.settings import Settings
+
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+class _RichReporter:
+    def __init__(self, console: Console):
+        self.console = console
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("[green]{task.fields[mastered]} mastered[/] [dim]{task.fields[unchanged]} unchanged[/] "
+                       "[red]{task.fields[failed]} failed[/]"),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
+        )
+        self.task = None
+        self.counts = {"mastered": 0, "unchanged": 0, "failed": 0}
+
+    def start(self, total: int, description: str) -> None:
+        self.progress.start()
+        self.task = self.progress.add_task(description, total=total, **self.counts)
+
+    def advance(self, path: str, outcome: str) -> None:
+        self.counts[outcome] = self.counts.get(outcome, 0) + 1
+        if self.task is not None:
+            self.progress.update(self.task, advance=1, **self.counts)
+
+    def note(self, message: str) -> None:
+        self.console.print(f"[dim]{message}[/]", highlight=False)
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+@app.command()
+def run(
+    scans_dir: Annotated[Path, typer.Argument(help="Folder of scans (searched recursively).")],
+    recipe: Annotated[str, typer.Option(help="Preset name or recipe .yaml file.")] = "archival",
+    scale: Annotated[Optional[float], typer.Option(help="Master = exactly N times the scan size.")] = None,
+    long_edge: Annotated[Optional[int], typer.Option(help="Master long edge in pixels (3840 = '4K').")] = None,
+    home: Annotated[Optional[Path], typer.Option(help="Archive root (RESTORIUM_HOME).")] = None,
+    models_dir: Annotated[Optional[Path], typer.Option(help="Weights folder (RESTORIUM_MODELS_DIR).")] = None,
+    catalog_url: Annotated[Optional[str], typer.Option(help="Catalog URL (RESTORIUM_CATALOG_URL).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Model workers (RESTORIUM_WORKERS).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")] = False,
+) -> None:
+    """Ingest, check, restore, upscale and tag every scan in SCANS_DIR."""
+    if scale is not None and long_edge is not None:
+        _fail("give --scale or --long-edge, not both")
+    if not scans_dir.is_dir():
+        _fail(f"{scans_dir}: not a folder")
+    summary = _run_flow(scans_dir, recipe, scale, long_edge, home=home, models_dir=models_dir,
+                        catalog_url=catalog_url, workers=workers)
+    if as_json:
+        out.print_json(json.dumps(summary))
+    else:
+        _print_summary(summary)
+    raise typer.Exit(1 if summary["counts"]["failed"] else 0)
+
+
+def _run_flow(scans_dir: Path, recipe: str, scale, long_edge, **overrides: Any) -> dict:
+    from pydantic import ValidationError
+
+    from config.recipe import RecipeError, load_recipe
+
+    try:
+        cfg = _settings(**overrides)
+        load_recipe(recipe).with_target(scale=scale, long_edge=long_edge)
+    except (RecipeError, ValidationError, ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    from flows.models_setup import MissingModelError, resolve_recipe_models
+
+    try:  # missing weights stop the run here, before Prefect and Ray start (and the flow re-checks)
+        resolve_recipe_models(load_recipe(recipe), cfg)
+    except MissingModelError as exc:
+        _fail(str(exc))
+    from flows.progress import set_reporter
+    from flows.restore_batch import restore_batch
+
+    reporter = _RichReporter(err)
+    set_reporter(reporter)
+    err.print(f"[dim]starting Prefect and Ray (home {cfg.home})…[/]")
+    try:
+        return restore_batch(
+            str(scans_dir), recipe=recipe, scale=scale, long_edge=long_edge,
+            settings=cfg.model_dump(mode="json", exclude_unset=True),
+        )
+    finally:
+        reporter.stop()
+        set_reporter(None)
+        from flows.workers import shutdown
+
+        shutdown()
+
+
+def _relative(path: str | None, base: str) -> str:
+    if not path:
+        return ""
+    p = Path(path)
+    return str(p.relative_to(base)) if p.is_relative_to(base) else path
+
+
+def _print_summary(summary: dict) -> None:
+    table = Table(title=f"run {summary['run_uuid']} — recipe {summary['recipe']} ({summary['recipe_hash'][:12]})")
+    table.add_column(f"scan (in {summary['scans_dir']})", overflow="fold")
+    table.add_column("outcome")
+    table.add_column(f"master (in {summary['home']}) or reason", overflow="fold")
+    style = {"mastered": "green", "unchanged": "dim", "failed": "red"}
+    for scan in summary["scans"]:
+        if scan["outcome"] == "failed":
+            detail = scan["reason"]
+        else:
+            detail = _relative(scan["master"], summary["home"]) or scan["reason"] or ""
+        table.add_row(_relative(scan["path"], summary["scans_dir"]),
+                      f"[{style[scan['outcome']]}]{scan['outcome']}[/]", detail)
+    out.print(table)
+    counts = summary["counts"]
+    out.print(
+        f"{counts['scans']} scans: {counts['ingested']} ingested, {counts['mastered']} mastered, "
+        f"{counts['unchanged']} unchanged, {counts['failed']} failed "
+        f"in {summary['timings'].get('wall_seconds', 0):.1f} s",
+        highlight=False,
+    )
+    out.print(f"masters in {summary['home']}/masters, access copies in {summary['home']}/access", highlight=False)
+    out.print(f"catalog: {summary['catalog']}", highlight=False)
+
+
+@app.command()
+def audit(
+    master: Annotated[Path, typer.Argument(help="A master (or access copy) file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    from_file: Annotated[bool, typer.Option("--from-file", help="Read the embedded XMP only, no catalog.")] = False,
+    home: Annotated[Optional[Path], typer.Option(help="Archive root (RESTORIUM_HOME).")] = None,
+    catalog_url: Annotated[Optional[str], typer.Option(help="Catalog URL (RESTORIUM_CATALOG_URL).")] = None,
+) -> None:
+    """How a master was made: original, every step with parameters and agents, models, recipe."""
+    if not master.is_file():
+        _fail(f"{master}: no such file")
+    if from_file:
+        from tasks.xmp import ProvenanceError, read_provenance
+
+        try:
+            record = read_provenance(master.resolve())
+        except ProvenanceError as exc:
+            _fail(str(exc))
+    else:
+        from catalog.repository import Catalog
+        from tasks.atomic import sha256_file
+
+        cfg = _settings(home=home, catalog_url=catalog_url)
+        actual = sha256_file(master)
+        with Catalog.open(cfg.resolved_catalog_url) as catalog:
+            record = catalog.audit(master_path=str(master.resolve()), sha256=actual)
+        if record is None:
+            _fail(f"{master}: not a master in the catalog {cfg.resolved_catalog_url} "
+                  "(try --from-file, or point --home/--catalog-url at the archive that made it)")
+        if record.master["sha256"] != actual:
+            err.print(f"[bold red]fixity warning:[/] {master} has sha256 {actual}, the catalog recorded "
+                      f"{record.master['sha256']}: the file changed after it was made", highlight=False)
+    data = record.to_dict()
+    if as_json:
+        out.print_json(json.dumps(data))
+    else:
+        _print_audit(data)
+
+
+def _print_audit(data: dict) -> None:
+    line = lambda text: out.print(text, highlight=False, soft_wrap=True)  # noqa: E731
+    line(f"[bold]master[/]    {data['master']['path']}\n            sha256 {data['master']['sha256']}")
+    o = data["original"]
+    line(f"[bold]original[/]  {o['path']}\n            sha256 {o['sha256']}\n"
+         f"            item {o['identifier']} ({o['item_uuid']})")
+    r = data["recipe"]
+    line(f"[bold]recipe[/]    {r['name']} {r['hash']}")
+    for reason in r.get("plan_reasons", []):
+        line(f"            • {reason}")
+    line(f"[bold]run[/]       {data['run']['uuid']}")
+    line(f"[bold]software[/]  {data['software']['name']} {data['software']['version']}")
+    for m in data["models"]:
+        line(f"[bold]model[/]     {m['name']} ({m['architecture']}) weights sha256 {m['weights_sha256']}")
+    line("[bold]steps[/]")
+    for s in data["steps"]:
+        line(f"  {s['when']}  {s['type']} / {s['step']}  [{'red' if s['outcome'] == 'failure' else 'green'}]"
+             f"{s['outcome']}[/]  {s['detail']}")
+        agents = "; ".join(f"{a['name']} {a['version']}".strip() for a in s["agents"])
+        line(f"      [dim]agents:[/] {agents}")
+        params = {k: v for k, v in s["parameters"].items() if k not in ("recipe_hash", "derivation_key")}
+        line(f"      [dim]parameters:[/] {json.dumps(params, ensure_ascii=False)}")
+
+
+@app.command()
+def demo(
+    home: Annotated[Path, typer.Option(help="Archive root for the demo.")] = Path("archive-demo"),
+    models_dir: Annotated[Optional[Path], typer.Option(help="Weights folder (RESTORIUM_MODELS_DIR).")] = None,
+) -> None:
+    """Make sample 'old scans' from scikit-image's photographs and run the pipeline on them."""
+    from flows.demo_scans import write_demo_scans
+
+    scans = home / "scans"
+    written = write_demo_scans(scans)
+    err.print(f"wrote {len(written)} sample scans to {scans}")
+    summary = _run_flow(scans, "archival", None, None, home=home, models_dir=models_dir)
+    _print_summary(summary)
+    mastered = [s["master"] for s in summary["scans"] if s["master"]]
+    if mastered:
+        out.print(f"\nTry: restorium audit --home {home} {mastered[0]}")
+    raise typer.Exit(1 if summary["counts"]["failed"] else 0)
+
+
+@models_app.command("list")
+def models_list(
+    models_dir: Annotated[Optional[Path], typer.Option(help="Weights folder (RESTORIUM_MODELS_DIR).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Known models and whether their weights are present."""
+    from models.weights import list_models
+
+    cfg = _settings(models_dir=models_dir)
+    rows = list_models(cfg.models_dir)
+    if as_json:
+        out.print_json(json.dumps(rows, default=str))
+        return
+    table = Table("name", "task", "architecture", "scale", "present", "sha256", "licence",
+                  title=f"models in {cfg.models_dir}")
+    for row in rows:
+        table.add_row(row["name"], row["task"], row["architecture"], str(row["scale"]),
+                      "yes" if row["present"] else "[red]no[/]", (row.get("sha256") or "")[:16], row["licence"])
+    out.print(table)
+
+
+@models_app.command("fetch")
+def models_fetch(
+    name: Annotated[str, typer.Argument(help="Model name (see `restorium models list`).")],
+    models_dir: Annotated[Optional[Path], typer.Option(help="Weights folder (RESTORIUM_MODELS_DIR).")] = None,
+) -> None:
+    """Download a model's weights from its publisher's official URL."""
+    from models.cards import UnknownModelError
+    from models.weights import FetchError, fetch
+
+    cfg = _settings(models_dir=models_dir)
+    try:
+        got = fetch(name, cfg.models_dir)
+    except (FetchError, UnknownModelError) as exc:
+        _fail(str(exc))
+    out.print(f"{name}: {got.path} sha256 {got.sha256}")
+
+
+@models_app.command("import")
+def models_import(
+    path: Annotated[Path, typer.Argument(help="A local weights file.")],
+    name: Annotated[str, typer.Option(help="Name to register it under.")],
+    like: Annotated[Optional[str], typer.Option(help="Known model whose architecture a new name uses.")] = None,
+    models_dir: Annotated[Optional[Path], typer.Option(help="Weights folder (RESTORIUM_MODELS_DIR).")] = None,
+) -> None:
+    """Register a local weights file (checked to load into its architecture)."""
+    from models.weights import import_weights
+
+    cfg = _settings(models_dir=models_dir)
+    try:
+        got = import_weights(path, name, cfg.models_dir, like=like)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        _fail(f"{path}: {exc}")
+    out.print(f"{name}: {got.path} sha256 {got.sha256}")
+
+
+@app.command()
+def presets() -> None:
+    """The recipe presets and their hashes."""
+    from config.recipe import list_presets, load_recipe
+
+    for name in list_presets():
+        r = load_recipe(name)
+        out.print(f"{name}  {r.hash[:12]}  {r.description}", highlight=False)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

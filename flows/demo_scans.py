@@ -1,0 +1,60 @@
+"""Sample scans for `restorium demo`: scikit-image's bundled photographs, degraded as old scans.
+
+One of each kind a scanning station produces: a 16-bit TIFF with an ICC profile and ppi, an
+8-bit TIFF, a JPEG with camera EXIF, a colour PNG and a grayscale PNG.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from PIL import Image, ImageCms
+
+from tasks.samples import Degradation, degrade, demo_photographs
+
+
+def _srgb_icc() -> bytes:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def write_demo_scans(folder: Path, seed: int = 0) -> list[Path]:
+    """Write the sample scans (overwriting earlier demo scans: same seed, same bytes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    photos = demo_photographs()
+    # Grain survives in lossless scans; only the JPEG sample is compressed (by its own save).
+    spec = Degradation(jpeg_quality=None)
+    icc = _srgb_icc()
+    written = []
+
+    scan = degrade(photos["astronaut"], spec, seed)
+    path = folder / "astronaut_16bit.tif"
+    tifffile.imwrite(path, scan.astype(np.uint16) * 257, photometric="rgb", compression="deflate",
+                     resolution=(600, 600), resolutionunit="INCH", extratags=[(34675, "B", len(icc), icc, True)])
+    written.append(path)
+
+    scan = degrade(photos["rocket"], spec, seed + 1)
+    path = folder / "rocket.tif"
+    tifffile.imwrite(path, scan, photometric="rgb", resolution=(300, 300), resolutionunit="INCH")
+    written.append(path)
+
+    scan = degrade(photos["coffee"], spec, seed + 2)
+    path = folder / "coffee.jpg"
+    exif = Image.Exif()
+    exif[0x010F] = "Demo Scanner Co."  # Make
+    exif[0x0110] = "FlatBed 9000"  # Model
+    exif[0x0132] = "2026:11:21 09:00:00"  # DateTime
+    Image.fromarray(scan).save(path, quality=88, exif=exif, icc_profile=icc, dpi=(400, 400))
+    written.append(path)
+
+    scan = degrade(photos["chelsea"], spec, seed + 3)
+    path = folder / "chelsea.png"
+    Image.fromarray(scan).save(path)
+    written.append(path)
+
+    scan = degrade(photos["camera"], spec, seed + 4)
+    path = folder / "cameraman_gray.png"
+    Image.fromarray(scan).save(path)
+    written.append(path)
+    return written

@@ -1,0 +1,49 @@
+"""Which model weights a run uses, resolved on the driver before any scan is touched.
+
+The weights' sha256 go into every master's idempotency key, so they are settled once, here.
+A missing upscaling model stops the run before it starts, with what to do about it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from config.recipe import Recipe
+from config.settings import Settings
+from models.weights import FetchError, WeightsNotFoundError, fetch, resolve
+from tasks.plan import FFDNET_MODEL
+
+
+class MissingModelError(RuntimeError):
+    pass
+
+
+@dataclass
+class RecipeModels:
+    upscale_models: list[str]
+    denoiser: str | None
+    weights: dict[str, str]  # model name → sha256 of the file that will be loaded
+    notes: list[str] = field(default_factory=list)
+
+
+def resolve_recipe_models(recipe: Recipe, cfg: Settings) -> RecipeModels:
+    name = recipe.upscale.model
+    try:
+        upscaler = resolve(name, cfg.models_dir)
+    except WeightsNotFoundError as missing:
+        try:
+            upscaler = fetch(name, cfg.models_dir)
+        except FetchError as failed:
+            raise MissingModelError(f"{missing}\nAn automatic download was tried and failed: {failed}") from failed
+    weights = {name: upscaler.sha256}
+    notes = []
+    denoiser = None
+    if recipe.denoise.method == "ffdnet":
+        try:
+            weights[FFDNET_MODEL] = resolve(FFDNET_MODEL, cfg.models_dir).sha256
+            denoiser = FFDNET_MODEL
+        except WeightsNotFoundError:
+            notes.append(
+                f"{FFDNET_MODEL} weights are not in {cfg.models_dir}: denoising falls back to non-local means"
+            )
+    return RecipeModels([name], denoiser, weights, notes)

@@ -1,0 +1,257 @@
+"""The batch flow: ingest → QA → restore → upscale → tag → record, over shards of scans.
+
+Prefect tracks shards (tens of scans), not scans: per-scan state lives in the catalog. Only
+this driver writes the catalog, one transaction per shard; Ray workers do the pixels.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NONE
+
+from catalog.repository import Catalog
+from config.recipe import Recipe, load_recipe
+from config.settings import Settings
+from config.version import SOFTWARE_NAME, software_version
+from flows import workers
+from flows.models_setup import RecipeModels, resolve_recipe_models
+from flows.progress import reporter
+from tasks.ingest import discover, identifier_for, ingest_file, ingest_steps
+from tasks.keys import derivation_key, stable_uuid
+from tasks.types import AgentInfo, OriginalFacts, ScanJob, ScanOutcome
+
+
+@dataclass
+class ScanEntry:
+    """One line of the run summary (the CLI's table and --json)."""
+
+    path: str
+    sha256: str | None
+    outcome: str  # mastered | unchanged | failed
+    master: str | None = None
+    access: str | None = None
+    reason: str | None = None
+
+
+@dataclass
+class RunSummary:
+    run_uuid: str
+    scans_dir: str
+    recipe: str
+    recipe_hash: str
+    home: str
+    catalog: str
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
+        ("scans", "ingested", "mastered", "unchanged", "failed"), 0))
+    timings: dict[str, float] = field(default_factory=dict)
+    scans: list[ScanEntry] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_uuid": self.run_uuid, "scans_dir": self.scans_dir, "recipe": self.recipe,
+            "recipe_hash": self.recipe_hash, "home": self.home, "catalog": self.catalog,
+            "counts": self.counts, "timings": self.timings,
+            "scans": [vars(s) for s in self.scans],
+        }
+
+
+@task(cache_policy=NONE, persist_result=False)
+def ingest_shard(paths: list[Path]) -> list[OriginalFacts]:
+    return [ingest_file(p) for p in paths]
+
+
+@task(cache_policy=NONE, persist_result=False)
+def master_shard(pool: workers.WorkerPool, jobs: list[ScanJob]) -> list[ScanOutcome]:
+    outcomes = []
+    by_key = {j.derivation_key: j for j in jobs}
+    for outcome in pool.map(jobs):
+        outcomes.append(outcome)
+        reporter().advance(by_key[outcome.derivation_key].original_path, outcome.status)
+    return outcomes
+
+
+@task(cache_policy=NONE, persist_result=False)
+def record_shard(catalog: Catalog, run_uuid: str, outcomes: list[ScanOutcome]) -> None:
+    catalog.record_outcomes(run_uuid, outcomes)
+
+
+@flow(name="restore-batch", persist_result=False, log_prints=False)
+def restore_batch(
+    scans_dir: str, recipe: str = "archival", scale: float | None = None, long_edge: int | None = None,
+    settings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Master every scan under scans_dir; returns the run summary (see RunSummary)."""
+    cfg = Settings(**(settings or {}))
+    chosen = load_recipe(recipe).with_target(scale=scale, long_edge=long_edge)
+    models = resolve_recipe_models(chosen, cfg)
+    for note in models.notes:
+        reporter().note(note)
+    root = Path(scans_dir).expanduser().resolve()
+    paths = discover(root)
+    with Catalog.open(cfg.resolved_catalog_url) as catalog:
+        return _run(cfg, chosen, models, root, paths, catalog).to_dict()
+
+
+def _run(
+    cfg: Settings, recipe: Recipe, models: RecipeModels, root: Path, paths: list[Path], catalog: Catalog,
+) -> RunSummary:
+    batch = _Batch(cfg, recipe, models, root, catalog)
+    batch.summary.counts["scans"] = len(paths)
+    reporter().start(len(paths), f"{len(paths)} scans from {root}")
+    status = "failed"
+    try:
+        for start in range(0, len(paths), cfg.shard_size):
+            batch.shard(paths[start : start + cfg.shard_size])
+        status = "finished"
+    finally:
+        batch.finish(status)
+    return batch.summary
+
+
+class _Batch:
+    """State of one run on the driver: the catalog record, the workers, what was seen."""
+
+    def __init__(self, cfg: Settings, recipe: Recipe, models: RecipeModels, root: Path, catalog: Catalog):
+        self.cfg, self.recipe, self.models, self.root, self.catalog = cfg, recipe, models, root, catalog
+        self.run_uuid = str(uuid.uuid4())
+        self.summary = RunSummary(self.run_uuid, str(root), recipe.name, recipe.hash, str(cfg.home),
+                                  _redact(cfg.resolved_catalog_url))
+        self.software = AgentInfo(kind="software", name=SOFTWARE_NAME, version=software_version())
+        self.seen: dict[str, str] = {}  # sha256 → first path this run (duplicates are mastered once)
+        self.recorded = False  # a run that changes nothing leaves no row (re-runs add nothing)
+        self.pool: workers.WorkerPool | None = None
+        self.started = time.perf_counter()
+
+    def record_run(self) -> None:
+        if self.recorded:
+            return
+        self.catalog.start_run(
+            run_uuid=self.run_uuid, scans_dir=str(self.root), recipe_name=self.recipe.name,
+            recipe_hash=self.recipe.hash, recipe=self.recipe.model_dump(mode="json"),
+            settings=_recorded_settings(self.cfg), software_version=software_version(),
+            host=socket.gethostname(),
+        )
+        self.recorded = True
+
+    def workers(self) -> workers.WorkerPool:
+        """Started on first need: a re-run with nothing to master loads no model."""
+        if self.pool is None:
+            began = time.perf_counter()
+            reporter().note("starting model workers")
+            workers.connect(self.cfg)
+            self.pool = workers.start_workers(
+                self.cfg, self.models.upscale_models, self.models.denoiser, self.models.weights,
+            )
+            self.summary.timings["startup_seconds"] = round(time.perf_counter() - began, 3)
+        return self.pool
+
+    def finish(self, status: str) -> None:
+        self.summary.timings["wall_seconds"] = round(time.perf_counter() - self.started, 3)
+        if self.recorded:
+            self.catalog.finish_run(self.run_uuid, status=status, counts=self.summary.counts,
+                                    timings=self.summary.timings)
+            _write_report(self.cfg, self.summary)
+
+    def shard(self, paths: list[Path]) -> None:
+        recipe, summary = self.recipe, self.summary
+        facts = ingest_shard(paths)
+        if set(f.sha256 for f in facts) - self.catalog.known_originals([f.sha256 for f in facts]):
+            self.record_run()
+        originals = self.catalog.record_ingest(
+            self.run_uuid if self.recorded else None,
+            [(f, identifier_for(Path(f.path)), ingest_steps(f, [self.software])) for f in facts],
+        )
+        summary.counts["ingested"] += sum(
+            1 for f in facts if originals[f.sha256].is_new and originals[f.sha256].path == f.path
+        )
+        keys = {f.sha256: derivation_key(f.sha256, recipe.hash, self.models.weights, software_version())
+                for f in facts}
+        masters = self.catalog.find_masters(list(keys.values()))
+        invalid = self.catalog.find_invalid([f.sha256 for f in facts], software_version())
+
+        entries: dict[str, ScanEntry] = {}
+        jobs: list[ScanJob] = []
+        for f in facts:
+            entry = entries[f.path] = ScanEntry(path=f.path, sha256=f.sha256, outcome="unchanged")
+            key = keys[f.sha256]
+            if f.sha256 in self.seen:
+                entry.reason = f"same content as {self.seen[f.sha256]}"
+            elif key in masters:
+                master = masters[key]
+                entry.master, entry.access = master.path, master.access_path
+                if not Path(master.path).is_file():
+                    entry.outcome = "failed"
+                    entry.reason = f"catalogued master is missing on disk: {master.path}"
+            elif f.sha256 in invalid:
+                entry.outcome, entry.reason = "failed", invalid[f.sha256]
+            else:
+                jobs.append(_job(self.cfg, recipe, self.root, f, originals[f.sha256], key, self.run_uuid))
+            self.seen.setdefault(f.sha256, f.path)
+            if not jobs or jobs[-1].original_path != f.path:  # decided here: no worker involved
+                reporter().advance(f.path, entry.outcome)
+
+        outcomes: list[ScanOutcome] = []
+        if jobs:
+            self.record_run()
+            outcomes = master_shard(self.workers(), jobs)
+            record_shard(self.catalog, self.run_uuid, outcomes)
+        by_sha = {o.original_sha256: o for o in outcomes}
+        for f in facts:
+            entry = entries[f.path]
+            outcome = by_sha.get(f.sha256)
+            if outcome is not None and self.seen[f.sha256] == f.path:
+                entry.outcome = outcome.status
+                entry.reason = outcome.reason
+                if outcome.master:
+                    entry.master, entry.access = outcome.master.path, outcome.access.path
+                for stage, seconds in outcome.timings.items():
+                    summary.timings[stage] = round(summary.timings.get(stage, 0.0) + seconds, 3)
+            summary.counts[entry.outcome] += 1
+            summary.scans.append(entry)
+
+
+def _job(
+    cfg: Settings, recipe: Recipe, root: Path, facts: OriginalFacts, original: Any, key: str, run_uuid: str,
+) -> ScanJob:
+    path = Path(facts.path)
+    rel_dir = path.parent.relative_to(root) if path.is_relative_to(root) else Path()
+    name = f"{path.stem}.{key[:12]}"
+    return ScanJob(
+        original_path=facts.path, original_sha256=facts.sha256,
+        item_uuid=original.item_uuid, item_identifier=original.item_identifier,
+        original_uuid=original.original_uuid,
+        master_uuid=stable_uuid("master", key), access_uuid=stable_uuid("access", key),
+        derivation_key=key, run_uuid=run_uuid, recipe=recipe.model_dump(mode="json"), recipe_hash=recipe.hash,
+        master_path=str(cfg.masters_dir / rel_dir / f"{name}.tif"),
+        access_path=str(cfg.access_dir / rel_dir / f"{name}.jpg"),
+        prior_steps=list(original.steps), catalogued_path=original.path, max_pixels=cfg.max_pixels,
+    )
+
+
+def _recorded_settings(cfg: Settings) -> dict[str, Any]:
+    data = cfg.model_dump(mode="json")
+    data["catalog_url"] = _redact(cfg.resolved_catalog_url)
+    return data
+
+
+def _redact(url: str) -> str:
+    """Never record a database password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _write_report(cfg: Settings, summary: RunSummary) -> None:
+    cfg.reports_dir.mkdir(parents=True, exist_ok=True)
+    path = cfg.reports_dir / f"run-{summary.run_uuid}.json"
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(json.dumps(summary.to_dict(), indent=2))
+    tmp.replace(path)

@@ -1,0 +1,89 @@
+"""Ray: connect (or start a loopback-only local instance) and run the model workers.
+
+Workers are named actors, so a driver that submits many shards reuses the loaded models, and
+restart on failure. They never open the catalog: they return outcomes and the driver records.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import ray
+from ray.util import ActorPool
+
+from config.settings import Settings
+from models.actors import ScanWorker
+from tasks.types import ScanJob, ScanOutcome
+
+NAMESPACE = "restorium"
+
+
+def connect(settings: Settings) -> None:
+    if ray.is_initialized():
+        return
+    common = dict(
+        namespace=NAMESPACE, logging_level=logging.ERROR, log_to_driver=False,
+        # Workers import the project from the installed environment; keep their threads sane.
+        runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}},
+    )
+    if settings.ray_address:
+        ray.init(address=settings.ray_address, **common)
+    else:
+        # "local" always starts a private instance (never silently joins a cluster found on
+        # the machine), bound to loopback: Ray listens on every interface otherwise.
+        ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1",
+                 num_cpus=os.cpu_count(), **common)
+
+
+def shutdown() -> None:
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def use_cuda(settings: Settings) -> bool:
+    if settings.device == "cpu":
+        return False
+    gpus = ray.cluster_resources().get("GPU", 0)
+    if settings.device == "cuda" and not gpus:
+        raise RuntimeError("RESTORIUM_DEVICE=cuda but the Ray cluster has no GPU")
+    return gpus > 0
+
+
+@dataclass
+class WorkerPool:
+    actors: list
+
+    def map(self, jobs: Iterable[ScanJob]) -> Iterator[ScanOutcome]:
+        """Outcomes as they finish (not in job order), spread over every worker."""
+        pool = ActorPool(self.actors)
+        yield from pool.map_unordered(lambda actor, job: actor.process.remote(job), list(jobs))
+
+    def describe(self) -> list[dict]:
+        return ray.get([a.describe.remote() for a in self.actors])
+
+
+def start_workers(
+    settings: Settings, upscale_models: list[str], denoiser_model: str | None, weights: dict[str, str],
+) -> WorkerPool:
+    """Start (or reuse) the named model workers; returns once every model is loaded."""
+    cuda = use_cuda(settings)
+    cpus = ray.cluster_resources().get("CPU", 1)
+    threads = max(1, int(cpus // settings.workers))
+    resources = {"num_gpus": settings.gpus_per_worker, "num_cpus": 1} if cuda else {"num_cpus": threads}
+    key = "-".join(sorted(f"{k}:{v[:8]}" for k, v in weights.items()))
+    actors = []
+    for index in range(settings.workers):
+        actor = ray.remote(ScanWorker).options(
+            name=f"scan-worker-{index}-{key}", get_if_exists=True, max_restarts=2, max_task_retries=0,
+            **resources,
+        ).remote(
+            str(settings.models_dir), "cuda" if cuda else "cpu", upscale_models, denoiser_model,
+            weights, None if cuda else threads,
+        )
+        actors.append(actor)
+    pool = WorkerPool(actors)
+    pool.describe()  # surfaces a load failure (missing or mismatched weights) now, once
+    return pool

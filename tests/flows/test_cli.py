@@ -1,0 +1,94 @@
+"""The `restorium` command as a user runs it: a real process, real Prefect, Ray and weights."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+RESTORIUM = [sys.executable, "-m", "flows.cli"]
+
+
+def _cli(*args: str, env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([*RESTORIUM, *args], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+@pytest.fixture
+def env(tmp_path: Path, shared_models: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "RESTORIUM_HOME": str(tmp_path / "archive"),
+        "RESTORIUM_MODELS_DIR": str(shared_models),
+        "PREFECT_HOME": str(tmp_path / "prefect"),  # a private ephemeral Prefect database
+        "COLUMNS": "200",
+    }
+
+
+@pytest.mark.slow
+def test_run_json_then_audit_from_catalog_and_from_file(tmp_path, env, shared_data):
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    Image.open(shared_data / "old_photos/old_w_scratch/c.png").convert("RGB").crop((0, 0, 96, 64)).save(
+        scans / "photo.png")
+    (scans / "blank.jpg").touch()
+
+    run = _cli("run", str(scans), "--json", env=env)
+
+    assert run.returncode == 1, run.stderr  # the batch finished, one scan failed
+    summary = json.loads(run.stdout)  # stdout holds only the JSON (progress goes to stderr)
+    assert summary["counts"] == {"scans": 2, "ingested": 2, "mastered": 1, "unchanged": 0, "failed": 1}
+    by_name = {Path(s["path"]).name: s for s in summary["scans"]}
+    assert by_name["blank.jpg"] == {"path": str(scans / "blank.jpg"), "sha256": by_name["blank.jpg"]["sha256"],
+                                    "outcome": "failed", "master": None, "access": None,
+                                    "reason": "zero-byte file"}
+    master = by_name["photo.png"]["master"]
+    assert Path(master).is_file() and Path(by_name["photo.png"]["access"]).is_file()
+    assert (tmp_path / "archive" / "reports" / f"run-{summary['run_uuid']}.json").is_file()
+
+    from_catalog = _cli("audit", master, "--json", env=env)
+    from_file = _cli("audit", master, "--json", "--from-file", env={**env, "RESTORIUM_HOME": "/nonexistent"})
+    assert from_catalog.returncode == 0 and from_file.returncode == 0, from_catalog.stderr + from_file.stderr
+    assert json.loads(from_catalog.stdout) == json.loads(from_file.stdout)
+    audit = json.loads(from_catalog.stdout)
+    assert audit["original"]["path"] == str(scans / "photo.png")
+    assert audit["run"]["uuid"] == summary["run_uuid"]
+    assert audit["recipe"]["hash"] == summary["recipe_hash"]
+    assert [s["step"] for s in audit["steps"]][:3] == ["ingest", "digest", "qa"]
+
+    human = _cli("audit", master, env=env)
+    assert human.returncode == 0 and "realesr-general-x4v3" in human.stdout and "weights sha256" in human.stdout
+
+
+def test_missing_weights_stop_before_any_work(tmp_path, env):
+    (tmp_path / "scans").mkdir()
+    empty_models = tmp_path / "no-models"
+    empty_models.mkdir()
+    result = _cli("run", str(tmp_path / "scans"), "--models-dir", str(empty_models), env=env, timeout=120)
+    assert result.returncode == 2
+    assert "realesr-general-x4v3" in result.stderr and "restorium models fetch" in result.stderr
+    assert "restorium models import" in result.stderr
+    assert not (tmp_path / "archive" / "catalog.sqlite").exists()
+
+
+def test_argument_errors_are_clear(tmp_path, env):
+    result = _cli("run", str(tmp_path), "--scale", "2", "--long-edge", "3840", env=env, timeout=120)
+    assert result.returncode == 2 and "not both" in result.stderr
+    result = _cli("run", str(tmp_path), "--recipe", "nope", env=env, timeout=120)
+    assert result.returncode == 2 and "no recipe preset named 'nope'" in result.stderr
+    result = _cli("run", str(tmp_path / "missing"), env=env, timeout=120)
+    assert result.returncode == 2 and "not a folder" in result.stderr
+
+
+def test_models_list_shows_the_shared_weights(env, shared_models):
+    result = _cli("models", "list", "--json", env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    assert rows["realesr-general-x4v3"]["present"] is True
+    assert rows["realesr-general-x4v3"]["sha256"] == (
+        "abfdb8b42866ea77a7b30091d8ef0134179a0cf5418315b1d2ccb861317d4952")
+    assert rows["RealESRGAN_x2plus"]["present"] is False

@@ -1,0 +1,134 @@
+"""The real flow end to end: Prefect (test harness), local Ray, real compact weights, real images.
+
+Scans are small crops of the real photographs so a CPU run takes seconds; they still go through
+every stage and every real component.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from catalog import Catalog
+from flows.restore_batch import restore_batch
+from tasks.xmp import read_provenance
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def prefect_and_ray():
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.workers import shutdown
+
+    with prefect_test_harness():
+        yield
+    shutdown()
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def scans(tmp_path: Path, shared_data: Path) -> Path:
+    """A folder as a scanning station leaves it: sub-folders, formats, a duplicate, two bad files."""
+    folder = tmp_path / "scans"
+    (folder / "box2").mkdir(parents=True)
+    old = np.asarray(Image.open(shared_data / "old_photos/old_w_scratch/b.png").convert("RGB"))
+    Image.fromarray(old[:96, :128]).save(folder / "scratched.png")
+    photo = np.asarray(Image.open(shared_data / "old_photos/old/h.png").convert("RGB"))[100:180, 60:160]
+    tifffile.imwrite(folder / "box2" / "h16.tif", photo.astype(np.uint16) * 257, photometric="rgb")
+    Image.open(shared_data / "edge_cases/wolf_gray.jpg").crop((0, 0, 72, 64)).save(folder / "box2" / "gray.jpg")
+    (folder / "box2" / "copy_of_scratched.png").write_bytes((folder / "scratched.png").read_bytes())
+    (folder / "empty.tif").touch()
+    data = (shared_data / "edge_cases/0014.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    return folder
+
+
+def _settings(tmp_path: Path, models: Path, **extra) -> dict:
+    return {"home": str(tmp_path / "archive"), "models_dir": str(models), "shard_size": 3, **extra}
+
+
+def _by_name(summary: dict) -> dict[str, dict]:
+    return {Path(s["path"]).name: s for s in summary["scans"]}
+
+
+def test_batch_masters_reports_failures_and_reruns_as_unchanged(tmp_path, scans, shared_models):
+    originals = {p: _sha(p) for p in scans.rglob("*") if p.is_file()}
+    settings = _settings(tmp_path, shared_models)
+
+    first = restore_batch(str(scans), settings=settings)
+
+    assert first["counts"] == {"scans": 6, "ingested": 5, "mastered": 3, "unchanged": 1, "failed": 2}
+    scan = _by_name(first)
+    assert scan["empty.tif"]["reason"] == "zero-byte file"
+    assert "damaged JPEG" in scan["truncated.jpg"]["reason"]
+    # discovery is sorted, so box2/copy_of_scratched.png is met first; the same bytes later are not redone
+    assert scan["copy_of_scratched.png"]["outcome"] == "mastered"
+    assert scan["scratched.png"]["reason"] == f"same content as {scans / 'box2/copy_of_scratched.png'}"
+    master16 = Path(scan["h16.tif"]["master"])
+    assert master16.parent == tmp_path / "archive/masters/box2"  # the scan's sub-folder is kept
+    assert tifffile.imread(master16).dtype == np.uint16
+    assert tifffile.imread(scan["gray.jpg"]["master"]).shape == (128, 144)  # exactly 2x, still gray
+
+    with Catalog.open(f"sqlite:///{tmp_path / 'archive/catalog.sqlite'}") as catalog:
+        rows = catalog.count_rows()
+        for entry in first["scans"]:
+            if entry["outcome"] != "mastered":
+                continue
+            master = Path(entry["master"])
+            from_catalog = catalog.audit(master_path=str(master), sha256=_sha(master))
+            assert from_catalog is not None
+            assert from_catalog.to_dict() == read_provenance(master).to_dict()
+            assert [s.step for s in from_catalog.steps][:3] == ["ingest", "digest", "qa"]
+            assert from_catalog.steps[-1].step == "tag"
+            assert {m.name for m in from_catalog.models} >= {"realesr-general-x4v3"}
+    files = sorted(p for p in (tmp_path / "archive").rglob("*") if p.is_file() and "reports" not in p.parts)
+
+    second = restore_batch(str(scans), settings=settings)
+
+    assert second["counts"] == {"scans": 6, "ingested": 0, "mastered": 0, "unchanged": 4, "failed": 2}
+    with Catalog.open(f"sqlite:///{tmp_path / 'archive/catalog.sqlite'}") as catalog:
+        assert catalog.count_rows() == rows  # not one new row, not even a run
+    after = sorted(p for p in (tmp_path / "archive").rglob("*") if p.is_file() and "reports" not in p.parts)
+    assert after == files
+    assert {p: _sha(p) for p in originals} == originals  # originals untouched throughout
+    assert not list((tmp_path / "archive").rglob("*.partial"))
+
+
+def test_scale_and_long_edge_overrides_are_exact_and_recorded(tmp_path, scans, shared_models):
+    settings = _settings(tmp_path, shared_models)
+    x3 = restore_batch(str(scans / "box2"), scale=3.0, settings=settings)
+    master = Path(_by_name(x3)["h16.tif"]["master"])
+    assert tifffile.imread(master).shape[:2] == (240, 300)
+    record = read_provenance(master)
+    assert record.recipe["resolved"]["upscale"]["width"] == 300
+    k = restore_batch(str(scans / "box2"), long_edge=250, settings=settings)
+    master = Path(_by_name(k)["h16.tif"]["master"])
+    assert tifffile.imread(master).shape[:2] == (200, 250)
+    assert k["recipe_hash"] != x3["recipe_hash"]  # an override is a different recipe
+    assert read_provenance(master).recipe["hash"] == k["recipe_hash"]
+
+
+@pytest.mark.postgres
+def test_catalog_on_postgresql(tmp_path, scans, shared_models, postgres_url):
+    settings = _settings(tmp_path, shared_models, catalog_url=postgres_url)
+    first = restore_batch(str(scans / "box2"), settings=settings)
+    assert first["counts"]["mastered"] == 3
+    with Catalog.open(postgres_url) as catalog:
+        rows = catalog.count_rows()
+        master = Path(_by_name(first)["h16.tif"]["master"])
+        record = catalog.audit(sha256=_sha(master))
+        assert record.to_dict() == read_provenance(master).to_dict()
+    second = restore_batch(str(scans / "box2"), settings=settings)
+    assert second["counts"]["unchanged"] == 3
+    with Catalog.open(postgres_url) as catalog:
+        assert catalog.count_rows() == rows
