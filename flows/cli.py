@@ -136,10 +136,11 @@ def _relative(path: str | None, base: str) -> str:
 
 
 def _print_summary(summary: dict) -> None:
-    table = Table(title=f"run {summary['run_uuid']} — recipe {summary['recipe']} ({summary['recipe_hash'][:12]})")
-    table.add_column(f"scan (in {summary['scans_dir']})", overflow="fold")
+    table = Table(title=f"run {summary['run_uuid']} — recipe {summary['recipe']} ({summary['recipe_hash'][:12]})",
+                  caption=f"scans in {summary['scans_dir']}; masters under {summary['home']}")
+    table.add_column("scan", overflow="fold")
     table.add_column("outcome")
-    table.add_column(f"master (in {summary['home']}) or reason", overflow="fold")
+    table.add_column("master or reason", overflow="fold")
     style = {"mastered": "green", "unchanged": "dim", "failed": "red"}
     for scan in summary["scans"]:
         if scan["outcome"] == "failed":
@@ -238,7 +239,8 @@ def demo(
     _print_summary(summary)
     mastered = [s["master"] for s in summary["scans"] if s["master"]]
     if mastered:
-        out.print(f"\nTry: restorium audit --home {home} {mastered[0]}")
+        command = sys.argv[0] if Path(sys.argv[0]).name == "restorium" else "restorium"
+        out.print(f"\nHow was it made? {command} audit --home {home} {mastered[0]}", highlight=False, soft_wrap=True)
     raise typer.Exit(1 if summary["counts"]["failed"] else 0)
 
 

@@ -24,11 +24,9 @@ NAMESPACE = "restorium"
 def connect(settings: Settings) -> None:
     if ray.is_initialized():
         return
-    common = dict(
-        namespace=NAMESPACE, logging_level=logging.ERROR, log_to_driver=False,
-        # Workers import the project from the installed environment; keep their threads sane.
-        runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}},
-    )
+    # Workers import the project from the installed environment; their errors come back as
+    # exceptions or outcomes, so their log lines are not copied to the driver's terminal.
+    common = dict(namespace=NAMESPACE, logging_level=logging.ERROR, log_to_driver=False)
     if settings.ray_address:
         ray.init(address=settings.ray_address, **common)
     else:
