@@ -39,7 +39,7 @@ test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
 
 bench: install
-	$(BIN)/python bench/upscale_overhead.py
+	$(BIN)/python bench/upscale_overhead.py --limit 0
 
 clean-demo:
 	rm -rf archive-demo
