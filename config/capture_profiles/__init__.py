@@ -1,0 +1,1 @@
+"""Capture-specification profiles (YAML), loaded by config.capture."""
