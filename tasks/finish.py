@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from tasks.restore import resize
+from tasks.tone import from_lab, to_lab
 
 
 def fidelity_blend(ai: np.ndarray, restored: np.ndarray, strength: float) -> np.ndarray:
@@ -35,9 +36,9 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # Rec. 601, as cv2's 
 _STD_RATIO = (0.5, 2.0)
 
 
-def _lab_stats(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    lab = cv2.cvtColor(rgb.astype(np.float32, copy=False), cv2.COLOR_RGB2Lab).reshape(-1, 3)
-    return lab.mean(axis=0, dtype=np.float64), lab.std(axis=0, dtype=np.float64)
+def _lab_stats(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    flat = lab.reshape(-1, 3)
+    return flat.mean(axis=0, dtype=np.float64), flat.std(axis=0, dtype=np.float64)
 
 
 def color_transfer(
@@ -54,14 +55,13 @@ def color_transfer(
     params: dict[str, Any] = {"method": "reinhard-lab", "strength": strength}
     if strength == 0.0:
         return result, {**params, "applied": False}
-    src = result.astype(np.float32, copy=False)
-    mean_r, std_r = _lab_stats(src)
-    mean_ref, std_ref = _lab_stats(reference)
+    lab = to_lab(result)
+    mean_r, std_r = _lab_stats(lab)
+    mean_ref, std_ref = _lab_stats(to_lab(reference))
     ratio = np.clip(std_ref / np.maximum(std_r, 1e-6), *_STD_RATIO)
-    lab = cv2.cvtColor(src, cv2.COLOR_RGB2Lab)
     moved = (lab - mean_r.astype(np.float32)) * ratio.astype(np.float32) + mean_ref.astype(np.float32)
     lab = lab + strength * (moved - lab)
-    out = np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), 0.0, 1.0).astype(np.float32)
+    out = from_lab(lab)
     params.update(
         applied=True,
         result_mean=[round(float(v), 4) for v in mean_r], result_std=[round(float(v), 4) for v in std_r],

@@ -1,0 +1,124 @@
+"""Faces (opt-in): find them with YuNet, and make soft masks so restoration can go gentler there.
+
+YuNet runs through OpenCV's `cv2.FaceDetectorYN` (no torch). The weights have no model card
+(they are not fetched or imported like the restoration models), so the detector takes a path;
+the file's sha256 is kept for provenance (`agent`).
+
+A scan larger than `max_side` is shrunk (area) for detection and the boxes mapped back: faces
+on a scan are large, and the detector's cost grows with the pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from models.weights import sha256_file
+from tasks.types import AgentInfo
+
+DEFAULT_MAX_SIDE = 1600
+
+
+@dataclass(frozen=True)
+class Face:
+    box: tuple[int, int, int, int]  # x, y, w, h in the image's pixels, clipped to it
+    score: float
+    # right eye, left eye, nose tip, right and left mouth corners (x, y), as YuNet gives them
+    landmarks: tuple[tuple[float, float], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"box": list(self.box), "score": round(self.score, 4),
+                "landmarks": [[round(x, 1), round(y, 1)] for x, y in self.landmarks]}
+
+
+def _to_bgr8(rgb: np.ndarray) -> np.ndarray:
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[:, :, None], 3, axis=2)
+    if rgb.dtype != np.uint8:
+        if np.issubdtype(rgb.dtype, np.integer):
+            rgb = rgb.astype(np.float32) / np.iinfo(rgb.dtype).max
+        rgb = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return cv2.cvtColor(np.ascontiguousarray(rgb[:, :, :3]), cv2.COLOR_RGB2BGR)
+
+
+class FaceDetector:
+    """YuNet via cv2.FaceDetectorYN. Build once, detect many times (not thread-safe: one per worker)."""
+
+    def __init__(self, weights_path: str | Path, score_threshold: float = 0.8, *,
+                 nms_threshold: float = 0.3, max_side: int = DEFAULT_MAX_SIDE) -> None:
+        path = Path(weights_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"face detector weights not found: {path} (YuNet face_detection_yunet.onnx)")
+        self.weights_path = path
+        self.weights_sha256 = sha256_file(path)
+        self.score_threshold = float(score_threshold)
+        self.max_side = int(max_side)
+        self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), self.score_threshold, nms_threshold)
+
+    @property
+    def agent(self) -> AgentInfo:
+        return AgentInfo(kind="model", name="yunet-face-detection", architecture="YuNet",
+                         weights_sha256=self.weights_sha256)
+
+    def detect(self, rgb: np.ndarray) -> list[Face]:
+        """Faces in an RGB (or grayscale) image, float in [0, 1] or 8/16-bit; best score first."""
+        bgr = _to_bgr8(rgb)
+        h, w = bgr.shape[:2]
+        scale = min(1.0, self.max_side / max(h, w))
+        if scale < 1.0:
+            bgr = cv2.resize(bgr, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        self._net.setInputSize((bgr.shape[1], bgr.shape[0]))
+        _, rows = self._net.detect(bgr)
+        faces = []
+        for row in [] if rows is None else rows:
+            x, y, bw, bh = (float(v) / scale for v in row[:4])
+            x0, y0 = max(0, int(round(x))), max(0, int(round(y)))
+            x1, y1 = min(w, int(round(x + bw))), min(h, int(round(y + bh)))
+            if x1 <= x0 or y1 <= y0:
+                continue
+            marks = tuple((float(row[4 + 2 * i]) / scale, float(row[5 + 2 * i]) / scale) for i in range(5))
+            faces.append(Face(box=(x0, y0, x1 - x0, y1 - y0), score=float(row[14]), landmarks=marks))
+        return sorted(faces, key=lambda f: -f.score)
+
+
+def face_mask(shape: tuple[int, ...], faces: list[Face] | list[tuple[int, int, int, int]], *,
+              feather: float = 0.15, grow: float = 1.2) -> np.ndarray:
+    """A float32 HxW mask in [0, 1]: 1 inside each face, 0 far from any, soft in between.
+
+    Each face is an ellipse inscribed in its box grown by `grow` (YuNet's box is tight around
+    brow to chin; hair and jaw line are part of the likeness too), feathered by a Gaussian of
+    `feather` x the face's shorter side, so a strength change has no visible edge.
+    """
+    h, w = shape[:2]
+    mask = np.zeros((h, w), np.float32)
+    for face in faces:
+        x, y, bw, bh = face.box if isinstance(face, Face) else face
+        cx, cy = x + bw / 2, y + bh / 2
+        ax, ay = bw * grow / 2, bh * grow / 2
+        sigma = max(0.5, feather * min(bw, bh))
+        reach = int(np.ceil(3 * sigma))
+        left, top = max(0, int(cx - ax) - reach), max(0, int(cy - ay) - reach)
+        right, bottom = min(w, int(np.ceil(cx + ax)) + reach + 1), min(h, int(np.ceil(cy + ay)) + reach + 1)
+        if right <= left or bottom <= top:
+            continue
+        roi = np.zeros((bottom - top, right - left), np.float32)
+        shift = 4  # sub-pixel ellipse: OpenCV takes fixed-point coordinates
+        cv2.ellipse(roi, (int(round((cx - left) * 16)), int(round((cy - top) * 16))),
+                    (int(round(ax * 16)), int(round(ay * 16))), 0, 0, 360, 1.0, -1, cv2.LINE_AA, shift)
+        if feather > 0:
+            # replicate: where the image edge cuts a face, the face goes on beyond it
+            roi = cv2.GaussianBlur(roi, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
+        np.maximum(mask[top:bottom, left:right], roi, out=mask[top:bottom, left:right])
+    return np.clip(mask, 0.0, 1.0)
+
+
+def blend_by_mask(strong: np.ndarray, gentle: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """`gentle` where mask is 1 (faces), `strong` where it is 0, mixed in between."""
+    if strong.shape != gentle.shape or mask.shape != strong.shape[:2]:
+        raise ValueError(f"shapes differ: strong {strong.shape}, gentle {gentle.shape}, mask {mask.shape}")
+    m = mask.astype(np.float32)[:, :, None] if strong.ndim == 3 else mask.astype(np.float32)
+    return np.clip(strong + m * (gentle - strong), 0.0, 1.0).astype(np.float32)

@@ -1,0 +1,121 @@
+"""Finishing touches on real photographs: colour transfer, grain, sharpening (and the blend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tasks.finish import add_grain, color_transfer, fidelity_blend, sharpen
+from tasks.imageio import decode, to_float
+from tasks.restore import resize
+from tasks.tone import from_lab, to_lab
+
+
+def _rgb(shared_data: Path, name: str) -> np.ndarray:
+    return to_float(decode(shared_data / name, max_pixels=10**9).pixels)
+
+
+def _delta_e(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean CIE76 colour difference."""
+    return float(np.linalg.norm(to_lab(a) - to_lab(b), axis=2).mean())
+
+
+def _model_shift(rgb: np.ndarray) -> np.ndarray:
+    """What an upscaler does to colour: a tint, a little more saturation and contrast."""
+    lab = to_lab(rgb)
+    lab[..., 0] = (lab[..., 0] - 50) * 1.08 + 52
+    lab[..., 1] = lab[..., 1] * 1.15 + 4
+    lab[..., 2] = lab[..., 2] * 1.15 - 5
+    return from_lab(lab)
+
+
+@pytest.mark.parametrize("name", ["sr_gt/McMaster/1.tif", "sr_gt/CBSD68/19021.png", "old_photos/old/b.png"])
+def test_color_transfer_undoes_a_models_colour_shift(shared_data, name):
+    reference = _rgb(shared_data, name)  # the restored scan, at its own size
+    h, w = reference.shape[:2]
+    result = _model_shift(resize(reference, 2 * w, 2 * h))  # the upscaled master, shifted
+    before = result.copy()
+    out, params = color_transfer(result, reference, strength=1.0)
+    assert np.array_equal(result, before) and out.shape == result.shape and out.dtype == np.float32
+
+    def error(x: np.ndarray) -> float:
+        return _delta_e(cv2.resize(x, (w, h), interpolation=cv2.INTER_AREA), reference)
+
+    print(f"{name}: mean dE vs the reference {error(result):.2f} -> {error(out):.2f}")
+    assert error(out) < 0.55 * error(result)  # McMaster/1 is saturated: the shift clipped out of gamut
+    assert np.allclose(params["reference_mean"], to_lab(reference).reshape(-1, 3).mean(axis=0), atol=0.01)
+    half, _ = color_transfer(result, reference, strength=0.5)
+    assert error(out) < error(half) < error(result)
+
+
+def test_grain_is_seeded_subtle_and_zero_mean():
+    grey = np.full((256, 256, 3), 0.5, np.float32)
+    a, params = add_grain(grey, amount=0.01, seed=7, size=1.0)
+    b, _ = add_grain(grey, amount=0.01, seed=7, size=1.0)
+    c, _ = add_grain(grey, amount=0.01, seed=8, size=1.0)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    delta = a - grey
+    assert abs(float(delta.mean())) < 1e-3  # zero-mean
+    assert float(delta.std()) == pytest.approx(0.01, rel=0.05)  # `amount` at mid-grey
+    assert np.array_equal(delta[..., 0], delta[..., 1])  # monochrome: no colour noise
+    assert params["seed"] == 7 and params["applied"]
+    # black and white stay clean (the grain is luminance-weighted)
+    ends = np.zeros((64, 64, 3), np.float32)
+    ends[:, 32:] = 1.0
+    assert np.array_equal(add_grain(ends, amount=0.05, seed=1)[0], ends)
+
+
+def test_grain_on_a_real_photo_and_no_op(shared_data):
+    rgb = _rgb(shared_data, "sr_gt/CBSD68/102061.png")
+    out, _ = add_grain(rgb, amount=0.01, seed=3, size=1.5)
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    assert abs(float((out - rgb).mean())) < 5e-4
+    same, params = add_grain(rgb, amount=0.0, seed=3)
+    assert np.array_equal(same, rgb) and params["applied"] is False
+
+
+def test_sharpen_is_minimal_and_a_no_op_at_zero(shared_data):
+    rgb = cv2.GaussianBlur(_rgb(shared_data, "sr_gt/McMaster/5.tif"), (0, 0), 1.2)
+    before = rgb.copy()
+    same, params = sharpen(rgb, amount=0.0, radius=1.0, threshold=0.01)
+    assert np.array_equal(same, rgb) and params["applied"] is False
+
+    out, _ = sharpen(rgb, amount=0.5, radius=1.0, threshold=0.005)
+    assert np.array_equal(rgb, before)
+
+    def laplacian_var(x: np.ndarray) -> float:
+        return float(cv2.Laplacian(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY), cv2.CV_32F).var())
+
+    assert laplacian_var(out) > 1.2 * laplacian_var(rgb)
+    ycc_in, ycc_out = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb), cv2.cvtColor(out, cv2.COLOR_RGB2YCrCb)
+    unclipped = (out > 0).all(axis=2) & (out < 1).all(axis=2)
+    assert np.abs(ycc_out[..., 1:] - ycc_in[..., 1:])[unclipped].max() < 1e-4  # luminance only
+
+    # detail below the threshold (fine grain) is left alone
+    rng = np.random.default_rng(0)
+    grain = (0.5 + rng.normal(0, 0.002, (64, 64, 1))).repeat(3, axis=2).astype(np.float32)
+    assert np.array_equal(sharpen(grain, amount=1.0, radius=1.0, threshold=0.02)[0], grain)
+
+
+def test_finishing_keeps_grayscale_gray_and_16bit_precision(shared_data):
+    rgb16 = to_float(decode(shared_data / "edge_cases/tree_alpha_16bit.png", max_pixels=10**9).pixels)
+    gray = cv2.cvtColor(rgb16, cv2.COLOR_RGB2GRAY)
+    gray3 = np.repeat(gray[:, :, None], 3, axis=2)
+    for out in (sharpen(gray3, amount=0.4)[0], add_grain(gray3, amount=0.01, seed=0)[0]):
+        assert np.abs(out - out[:, :, :1]).max() < 1e-6
+    out, _ = color_transfer(gray3, gray3, strength=1.0)  # a gray reference adds no colour
+    assert np.abs(out - out[:, :, :1]).max() < 2e-3
+    assert np.abs(out - gray3).max() < 2e-3
+    sharp, _ = sharpen(rgb16, amount=0.4)
+    assert np.abs(sharp * 255 - np.round(sharp * 255)).max() > 0.01  # not rounded to 8 bits
+
+
+def test_fidelity_blend_unchanged(shared_data):
+    restored = _rgb(shared_data, "sr_gt/CBSD68/19021.png")
+    h, w = restored.shape[:2]
+    ai = np.zeros((2 * h, 2 * w, 3), np.float32)
+    assert fidelity_blend(ai, restored, 0.0) is ai
+    np.testing.assert_allclose(fidelity_blend(ai, restored, 1.0), resize(restored, 2 * w, 2 * h), atol=1e-6)
