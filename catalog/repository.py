@@ -141,6 +141,14 @@ class Catalog:
                 found.update(conn.execute(select(File.sha256).where(File.key.in_(part))).scalars())
         return found
 
+    def find_events(self, uuids: Sequence[str]) -> dict[str, str]:
+        """Events already recorded, by uuid → their detail (e.g. a QA-gate rejection's reason)."""
+        found: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for part in chunked(unique(uuids)):
+                found.update((u, d) for u, d in conn.execute(select(Event.uuid, Event.detail).where(Event.uuid.in_(part))))
+        return found
+
     def find_invalid(self, sha256s: Sequence[str], software_version: str) -> dict[str, str]:
         """Originals a failed validation already marked invalid under this software version →
         the reason. A newer software version gets to try again."""
@@ -206,7 +214,7 @@ class Catalog:
                 item_id, original_id = original
                 outputs: list[int] = []
                 if outcome.status == "mastered":
-                    for written in (outcome.master, outcome.access):
+                    for written in (outcome.master, outcome.access, outcome.review):
                         if written is not None:
                             outputs.append(_insert_derived(conn, written, outcome, item_id, original_id, run_id))
                 for i, step in enumerate(outcome.steps):

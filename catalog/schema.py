@@ -38,7 +38,7 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-FILE_ROLES = ("original", "master", "access")
+FILE_ROLES = ("original", "master", "access", "review")
 RUN_STATUSES = ("running", "finished", "failed", "stopped")
 OUTCOMES = ("success", "warning", "failure")
 LINK_ROLES = ("input", "output")

@@ -31,6 +31,36 @@ class DenoiseStep(_Strict):
     max_sigma: float = Field(15.0, gt=0, le=75, description="Cap: restore at moderate strength.")
 
 
+class ToneStep(_Strict):
+    """Tone and colour cleanup, applied only where QA measured fading or a colour cast."""
+
+    auto: bool = Field(True, description="Off: keep tone and colour exactly as scanned.")
+    levels_strength: float = Field(0.7, ge=0, le=1, description="Levels stretch for faded scans.")
+    black_clip: float = Field(0.001, ge=0, lt=0.5)
+    white_clip: float = Field(0.001, ge=0, lt=0.5)
+    clahe_strength: float = Field(0.0, ge=0, le=1, description="Local contrast (CLAHE on L) for faded scans.")
+    clahe_clip_limit: float = Field(2.0, gt=0)
+    white_balance: Literal["grey-edge", "grey-world", "gains"] = "grey-edge"
+    white_balance_strength: float = Field(0.6, ge=0, le=1, description="For a measured colour cast.")
+
+
+class CleanupStep(_Strict):
+    """Dust and scratch removal, applied only inside the mask QA detected."""
+
+    auto: bool = True
+    method: Literal["telea", "ns"] = "telea"
+    radius: int = Field(3, ge=1, le=15)
+    dilate: int = Field(1, ge=0, le=5)
+
+
+class DeblurStep(_Strict):
+    """Regularised deconvolution for the blur type QA diagnosed (motion or defocus)."""
+
+    auto: bool = True
+    strength: float = Field(0.5, ge=0, le=1)
+    max_noise_gain: float = Field(1.5, ge=1, le=4)
+
+
 class UpscaleStep(_Strict):
     model: str = "realesr-general-x4v3"
     # Exactly one of: a factor of the input size, or a long edge in pixels.
@@ -48,25 +78,50 @@ class UpscaleStep(_Strict):
         return self
 
 
+class FacesStep(_Strict):
+    """Keep faces true to the person: less model detail inside detected faces (opt-in)."""
+
+    enabled: bool = False
+    ai_share: float = Field(0.5, ge=0, le=1, description="Share of the model's result kept inside faces.")
+    score_threshold: float = Field(0.8, gt=0, lt=1)
+
+
 class FinishStep(_Strict):
     # Share of a classical (Lanczos) upscale of the restored image blended into the AI output:
     # keeps the master close to the scan and tames invented texture ("plastic skin").
     fidelity_blend: float = Field(0.2, ge=0, le=1)
+    # Lab mean/std transfer from the restored scan: undoes the model's colour drift.
+    color_transfer: float = Field(1.0, ge=0, le=1)
+    grain: float = Field(0.0, ge=0, le=0.05, description="Film grain std at mid-grey (0-1 scale).")
+    sharpen: float = Field(0.0, ge=0, le=1, description="Unsharp-mask amount on luminance.")
+
+
+class GuardStep(_Strict):
+    """Fidelity guard: the master, shrunk back to the scan's size, must still look like it."""
+
+    ssim_threshold: float = Field(0.90, ge=0, le=1)
 
 
 class OutputSpec(_Strict):
     master_compression: Literal["deflate", "lzw", "none"] = "deflate"
     access_quality: int = Field(90, ge=1, le=100)
     access_long_edge: int = Field(2048, ge=64)
+    review_sheet: bool = True
 
 
 class Recipe(_Strict):
     name: str
     description: str = ""
     seed: int = 0
+    # In the order they run: clean up before any AI, upscale after restoring, finish lightly.
+    tone: ToneStep = ToneStep()
+    cleanup: CleanupStep = CleanupStep()
     denoise: DenoiseStep = DenoiseStep()
+    deblur: DeblurStep = DeblurStep()
     upscale: UpscaleStep = UpscaleStep()
+    faces: FacesStep = FacesStep()
     finish: FinishStep = FinishStep()
+    guard: GuardStep = GuardStep()
     output: OutputSpec = OutputSpec()
 
     def canonical_json(self) -> str:

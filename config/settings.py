@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     gpus_per_worker: float = Field(0.5, gt=0, le=1, description="Fractional GPU per actor when CUDA is used.")
     shard_size: int = Field(32, ge=1, description="Scans per Prefect task and per catalog transaction.")
     max_pixels: int = Field(400_000_000, ge=1, description="Refuse images larger than this (decompression bombs).")
+    capture_profile: str | None = Field(
+        None, description="Capture-spec profile (name or YAML path) the QA gate enforces; none by default.")
 
     @field_validator("home", "models_dir", mode="after")
     @classmethod
@@ -75,6 +77,10 @@ class Settings(BaseSettings):
     @property
     def reports_dir(self) -> Path:
         return self.home / "reports"
+
+    @property
+    def reviews_dir(self) -> Path:
+        return self.home / "reviews"
 
 
 # The variable name that carries the config file, documented in the README.

@@ -77,6 +77,8 @@ def run(
     models_dir: Annotated[Optional[Path], typer.Option(help="Weights folder (RESTORIUM_MODELS_DIR).")] = None,
     catalog_url: Annotated[Optional[str], typer.Option(help="Catalog URL (RESTORIUM_CATALOG_URL).")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Model workers (RESTORIUM_WORKERS).")] = None,
+    profile: Annotated[Optional[str], typer.Option(
+        help="Capture-spec profile the QA gate enforces (RESTORIUM_CAPTURE_PROFILE).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")] = False,
 ) -> None:
     """Ingest, check, restore, upscale and tag every scan in SCANS_DIR."""
@@ -85,7 +87,7 @@ def run(
     if not scans_dir.is_dir():
         _fail(f"{scans_dir}: not a folder")
     summary = _run_flow(scans_dir, recipe, scale, long_edge, home=home, models_dir=models_dir,
-                        catalog_url=catalog_url, workers=workers)
+                        catalog_url=catalog_url, workers=workers, capture_profile=profile)
     if as_json:
         out.print_json(json.dumps(summary))
     else:
@@ -98,9 +100,13 @@ def _run_flow(scans_dir: Path, recipe: str, scale, long_edge, **overrides: Any) 
 
     from config.recipe import RecipeError, load_recipe
 
+    from config.capture import load_capture_profile
+
     try:
         cfg = _settings(**overrides)
         load_recipe(recipe).with_target(scale=scale, long_edge=long_edge)
+        if cfg.capture_profile:
+            load_capture_profile(cfg.capture_profile)
     except (RecipeError, ValidationError, ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
     from flows.models_setup import MissingModelError, resolve_recipe_models
@@ -147,6 +153,8 @@ def _print_summary(summary: dict) -> None:
             detail = scan["reason"]
         else:
             detail = _relative(scan["master"], summary["home"]) or scan["reason"] or ""
+        if scan.get("flags"):
+            detail += "".join(f"\n[yellow]⚑ {flag}[/]" for flag in scan["flags"])
         table.add_row(_relative(scan["path"], summary["scans_dir"]),
                       f"[{style[scan['outcome']]}]{scan['outcome']}[/]", detail)
     out.print(table)
@@ -157,6 +165,11 @@ def _print_summary(summary: dict) -> None:
         f"in {summary['timings'].get('wall_seconds', 0):.1f} s",
         highlight=False,
     )
+    if counts.get("flagged"):
+        out.print(f"{counts['flagged']} master(s) flagged for review (see the review sheets in "
+                  f"{summary['home']}/reviews)", highlight=False)
+    if summary.get("qa_report"):
+        out.print(f"QA summary: {summary['qa_report']}", highlight=False)
     out.print(f"masters in {summary['home']}/masters, access copies in {summary['home']}/access", highlight=False)
     out.print(f"catalog: {summary['catalog']}", highlight=False)
 
@@ -298,6 +311,65 @@ def models_import(
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         _fail(f"{path}: {exc}")
     out.print(f"{name}: {got.path} sha256 {got.sha256}")
+
+
+@app.command()
+def qa(
+    paths: Annotated[list[Path], typer.Argument(help="Scan files or folders (searched recursively).")],
+    profile: Annotated[Optional[str], typer.Option(help="Capture-spec profile (name or YAML).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: one object per file.")] = False,
+) -> None:
+    """Diagnose scans without changing anything: verdict, reasons and findings per file."""
+    from config.capture import CaptureProfileError, load_capture_profile
+    from tasks.checkup import check_file
+    from tasks.ingest import discover
+
+    try:
+        chosen = load_capture_profile(profile) if profile else None
+    except CaptureProfileError as exc:
+        _fail(str(exc))
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += discover(path)
+        elif path.is_file():
+            files.append(path)
+        else:
+            _fail(f"{path}: no such file or folder")
+    cfg = _settings()
+    results = []
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=True) as progress:
+        task = progress.add_task("diagnosing", total=len(files))
+        for path in files:
+            results.append(check_file(path, profile=chosen, max_pixels=cfg.max_pixels))
+            progress.advance(task)
+    if as_json:
+        out.print_json(json.dumps(results))
+    else:
+        _print_qa(results)
+    raise typer.Exit(1 if any(r["verdict"] == "fail" for r in results) else 0)
+
+
+def _print_qa(results: list[dict]) -> None:
+    table = Table("file", "verdict", "reasons", "blur", "noise σ", "scratches", "contrast", "cast", "skew°")
+    style = {"pass": "green", "warn": "yellow", "fail": "red"}
+    for r in results:
+        f = r["findings"]
+        blur = f.get("blur", {})
+        table.add_row(
+            r["path"], f"[{style[r['verdict']]}]{r['verdict']}[/]", "\n".join(r["reasons"]) or "-",
+            blur.get("type", ""), _num(f.get("noise_sigma")),
+            _num((f.get("scratches") or {}).get("coverage"), pct=True), _num(f.get("contrast")),
+            _num((f.get("color_cast") or {}).get("magnitude")), _num(f.get("skew_deg")),
+        )
+    out.print(table)
+
+
+def _num(value: Any, pct: bool = False) -> str:
+    if value is None:
+        return ""
+    return f"{value * 100:.2f} %" if pct else f"{value:.2f}"
 
 
 @app.command()

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from config.recipe import Recipe
 from config.settings import Settings
 from models.weights import FetchError, WeightsNotFoundError, fetch, resolve
-from tasks.plan import FFDNET_MODEL
+from tasks.plan import FACE_MODEL, FFDNET_MODEL
 
 
 class MissingModelError(RuntimeError):
@@ -24,6 +24,7 @@ class RecipeModels:
     denoiser: str | None
     weights: dict[str, str]  # model name → sha256 of the file that will be loaded
     notes: list[str] = field(default_factory=list)
+    face_detector: str | None = None
 
 
 def resolve_recipe_models(recipe: Recipe, cfg: Settings) -> RecipeModels:
@@ -46,4 +47,11 @@ def resolve_recipe_models(recipe: Recipe, cfg: Settings) -> RecipeModels:
             notes.append(
                 f"{FFDNET_MODEL} weights are not in {cfg.models_dir}: denoising falls back to non-local means"
             )
-    return RecipeModels([name], denoiser, weights, notes)
+    faces = None
+    if recipe.faces.enabled:
+        try:
+            weights[FACE_MODEL] = resolve(FACE_MODEL, cfg.models_dir).sha256
+            faces = FACE_MODEL
+        except WeightsNotFoundError:
+            notes.append(f"{FACE_MODEL} weights are not in {cfg.models_dir}: faces are not protected")
+    return RecipeModels([name], denoiser, weights, notes, faces)

@@ -15,17 +15,23 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 
 from catalog.repository import Catalog
+from config.capture import load_capture_profile
 from config.recipe import Recipe, load_recipe
 from config.settings import Settings
 from config.version import SOFTWARE_NAME, software_version
 from flows import workers
 from flows.models_setup import RecipeModels, resolve_recipe_models
 from flows.progress import reporter
+from tasks.diagnosis.phash import NEAR_DUPLICATE_BITS, phash_distance
 from tasks.ingest import discover, identifier_for, ingest_file, ingest_steps
+from tasks.qa import thresholds as qa_thresholds
+from tasks.qa_report import summarize
 from tasks.keys import derivation_key, stable_uuid
+from tasks.pipeline import rejection_uuid
 from tasks.types import AgentInfo, OriginalFacts, ScanJob, ScanOutcome
 
 
@@ -39,6 +45,8 @@ class ScanEntry:
     master: str | None = None
     access: str | None = None
     reason: str | None = None
+    verdict: str | None = None  # QA verdict when QA ran this run: pass | warn | fail
+    flags: list[str] = field(default_factory=list)  # why a person should look at the master
 
 
 @dataclass
@@ -50,7 +58,8 @@ class RunSummary:
     home: str
     catalog: str
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
-        ("scans", "ingested", "mastered", "unchanged", "failed"), 0))
+        ("scans", "ingested", "mastered", "unchanged", "failed", "flagged"), 0))
+    qa_report: str | None = None  # the run's QA summary (HTML) when QA ran
     timings: dict[str, float] = field(default_factory=dict)
     scans: list[ScanEntry] = field(default_factory=list)
 
@@ -58,7 +67,7 @@ class RunSummary:
         return {
             "run_uuid": self.run_uuid, "scans_dir": self.scans_dir, "recipe": self.recipe,
             "recipe_hash": self.recipe_hash, "home": self.home, "catalog": self.catalog,
-            "counts": self.counts, "timings": self.timings,
+            "counts": self.counts, "timings": self.timings, "qa_report": self.qa_report,
             "scans": [vars(s) for s in self.scans],
         }
 
@@ -91,6 +100,8 @@ def restore_batch(
     """Master every scan under scans_dir; returns the run summary (see RunSummary)."""
     cfg = Settings(**(settings or {}))
     chosen = load_recipe(recipe).with_target(scale=scale, long_edge=long_edge)
+    if cfg.capture_profile:
+        load_capture_profile(cfg.capture_profile)  # a bad profile stops the run before any work
     models = resolve_recipe_models(chosen, cfg)
     for note in models.notes:
         reporter().note(note)
@@ -129,6 +140,10 @@ class _Batch:
         self.recorded = False  # a run that changes nothing leaves no row (re-runs add nothing)
         self.pool: workers.WorkerPool | None = None
         self.started = time.perf_counter()
+        self.capture = (load_capture_profile(cfg.capture_profile).model_dump(mode="json")
+                        if cfg.capture_profile else None)
+        self.qa_entries: list[dict[str, Any]] = []  # for the run's QA summary
+        self.hashes: dict[str, str] = {}  # perceptual hash → first path: near-duplicates
 
     def record_run(self) -> None:
         if self.recorded:
@@ -149,6 +164,7 @@ class _Batch:
             workers.connect(self.cfg)
             self.pool = workers.start_workers(
                 self.cfg, self.models.upscale_models, self.models.denoiser, self.models.weights,
+                self.models.face_detector,
             )
             self.summary.timings["startup_seconds"] = round(time.perf_counter() - began, 3)
         return self.pool
@@ -156,6 +172,8 @@ class _Batch:
     def finish(self, status: str) -> None:
         self.summary.timings["wall_seconds"] = round(time.perf_counter() - self.started, 3)
         if self.recorded:
+            if self.qa_entries:
+                self.summary.qa_report = _qa_report(self.cfg, self.run_uuid, self.qa_entries)
             self.catalog.finish_run(self.run_uuid, status=status, counts=self.summary.counts,
                                     timings=self.summary.timings)
             _write_report(self.cfg, self.summary)
@@ -176,6 +194,10 @@ class _Batch:
                 for f in facts}
         masters = self.catalog.find_masters(list(keys.values()))
         invalid = self.catalog.find_invalid([f.sha256 for f in facts], software_version())
+        rejected: dict[str, str] = {}
+        if self.capture:  # the QA gate already refused these scans under this very profile
+            by_event = {rejection_uuid(k, self.capture): sha for sha, k in keys.items()}
+            rejected = {by_event[u]: detail for u, detail in self.catalog.find_events(list(by_event)).items()}
 
         entries: dict[str, ScanEntry] = {}
         jobs: list[ScanJob] = []
@@ -192,8 +214,11 @@ class _Batch:
                     entry.reason = f"catalogued master is missing on disk: {master.path}"
             elif f.sha256 in invalid:
                 entry.outcome, entry.reason = "failed", invalid[f.sha256]
+            elif f.sha256 in rejected:
+                entry.outcome, entry.reason, entry.verdict = "failed", rejected[f.sha256], "fail"
             else:
-                jobs.append(_job(self.cfg, recipe, self.root, f, originals[f.sha256], key, self.run_uuid))
+                jobs.append(_job(self.cfg, recipe, self.root, f, originals[f.sha256], key, self.run_uuid,
+                                 self.capture))
             self.seen.setdefault(f.sha256, f.path)
             if not jobs or jobs[-1].original_path != f.path:  # decided here: no worker involved
                 reporter().advance(f.path, entry.outcome)
@@ -210,16 +235,34 @@ class _Batch:
             if outcome is not None and self.seen[f.sha256] == f.path:
                 entry.outcome = outcome.status
                 entry.reason = outcome.reason
+                entry.flags = list(outcome.flags) + self._near_duplicate(f.path, outcome)
                 if outcome.master:
                     entry.master, entry.access = outcome.master.path, outcome.access.path
+                if outcome.qa:
+                    entry.verdict = outcome.qa.get("verdict")
+                    self.qa_entries.append({"path": f.path, **outcome.qa})
                 for stage, seconds in outcome.timings.items():
                     summary.timings[stage] = round(summary.timings.get(stage, 0.0) + seconds, 3)
             summary.counts[entry.outcome] += 1
+            summary.counts["flagged"] += bool(entry.flags)
             summary.scans.append(entry)
+
+    def _near_duplicate(self, path: str, outcome: ScanOutcome) -> list[str]:
+        """Different bytes, same picture (a re-scan, another crop or format): say so once."""
+        digest = ((outcome.qa or {}).get("findings") or {}).get("phash")
+        if not digest:
+            return []
+        for other_hash, other in self.hashes.items():
+            distance = phash_distance(digest, other_hash)
+            if distance <= NEAR_DUPLICATE_BITS:
+                return [f"near-duplicate of {other} (perceptual hash distance {distance})"]
+        self.hashes[digest] = path
+        return []
 
 
 def _job(
     cfg: Settings, recipe: Recipe, root: Path, facts: OriginalFacts, original: Any, key: str, run_uuid: str,
+    capture: dict[str, Any] | None,
 ) -> ScanJob:
     path = Path(facts.path)
     rel_dir = path.parent.relative_to(root) if path.is_relative_to(root) else Path()
@@ -232,6 +275,7 @@ def _job(
         derivation_key=key, run_uuid=run_uuid, recipe=recipe.model_dump(mode="json"), recipe_hash=recipe.hash,
         master_path=str(cfg.masters_dir / rel_dir / f"{name}.tif"),
         access_path=str(cfg.access_dir / rel_dir / f"{name}.jpg"),
+        review_path=str(cfg.reviews_dir / rel_dir / f"{name}.png"), capture_profile=capture,
         prior_steps=list(original.steps), catalogued_path=original.path, max_pixels=cfg.max_pixels,
     )
 
@@ -247,6 +291,18 @@ def _redact(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+def _qa_report(cfg: Settings, run_uuid: str, entries: list[dict[str, Any]]) -> str:
+    """The run's QA summary: an HTML page in the archive home and a Prefect markdown artifact."""
+    summary = summarize(entries, run=run_uuid, thresholds=qa_thresholds())
+    path = summary.write(cfg.reports_dir)
+    try:
+        create_markdown_artifact(markdown=summary.to_markdown(), key=f"qa-{run_uuid[:8]}",
+                                 description=f"QA summary of run {run_uuid}")
+    except Exception as exc:  # an artifact is a convenience: the HTML report is the record
+        reporter().note(f"could not publish the Prefect QA artifact: {exc}")
+    return str(path)
 
 
 def _write_report(cfg: Settings, summary: RunSummary) -> None:

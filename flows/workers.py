@@ -65,6 +65,7 @@ class WorkerPool:
 
 def start_workers(
     settings: Settings, upscale_models: list[str], denoiser_model: str | None, weights: dict[str, str],
+    face_model: str | None = None,
 ) -> WorkerPool:
     """Start (or reuse) the named model workers; returns once every model is loaded."""
     cuda = use_cuda(settings)
@@ -79,7 +80,7 @@ def start_workers(
             **resources,
         ).remote(
             str(settings.models_dir), "cuda" if cuda else "cpu", upscale_models, denoiser_model,
-            weights, None if cuda else threads,
+            weights, None if cuda else threads, face_model,
         )
         actors.append(actor)
     pool = WorkerPool(actors)

@@ -35,7 +35,7 @@ def host_agent(device: str) -> AgentInfo:
 class ScanWorker:
     def __init__(
         self, models_dir: str, device: str, upscale_models: list[str], denoiser_model: str | None,
-        expected_weights: dict[str, str], threads: int | None = None,
+        expected_weights: dict[str, str], threads: int | None = None, face_model: str | None = None,
     ):
         import torch
 
@@ -59,6 +59,14 @@ class ScanWorker:
             weights = resolve(denoiser_model, folder)
             denoiser = Denoiser(weights, device=self.device)
             loaded[denoiser_model] = weights.sha256
+        faces = None
+        if face_model:
+            from models.faces import FaceDetector
+
+            weights = resolve(face_model, folder)
+            # A low floor here: the recipe's own threshold filters what the pipeline uses.
+            faces = FaceDetector(weights.path, score_threshold=0.5, name=face_model)
+            loaded[face_model] = weights.sha256
         # The driver keyed every master on the weights it resolved; refuse to make masters with
         # other bytes (a file swapped between resolution and loading, or a different node's copy).
         if loaded != expected_weights:
@@ -67,7 +75,7 @@ class ScanWorker:
             )
         self.weights = loaded
         self.kit = Toolkit(
-            upscalers=upscalers, denoiser=denoiser,
+            upscalers=upscalers, denoiser=denoiser, faces=faces,
             software=AgentInfo(kind="software", name=SOFTWARE_NAME, version=software_version()),
             host=host_agent(self.device),
         )

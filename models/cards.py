@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Task = Literal["upscale", "denoise"]
-Architecture = Literal["SRVGGNetCompact", "RRDBNet", "FFDNet"]
+Task = Literal["upscale", "denoise", "detect"]
+Architecture = Literal["SRVGGNetCompact", "RRDBNet", "FFDNet", "YuNet"]
 ParamsKey = Literal["params_ema", "params"] | None
 
 _RELEASES = "https://github.com/xinntao/Real-ESRGAN/releases/download"
@@ -125,6 +125,26 @@ _CARD_LIST: tuple[ModelCard, ...] = (
         description="FFDNet colour denoiser (Zhang et al. 2018, KAIR layout) with a noise-level input: "
                     "denoise strength is a parameter (sigma on the 0-255 scale). The authors' research "
                     "release carries no licence file: for development and evaluation.",
+    ),
+)
+
+_CARD_LIST += (
+    ModelCard(
+        name="face_detection_yunet",
+        task="detect",
+        architecture="YuNet",
+        arch_kwargs={},
+        scale=1,
+        filename="face_detection_yunet.onnx",
+        # OpenCV Zoo's release; the development copy's origin is not verified (MODELS.md), so no
+        # published hash is pinned: provenance records the sha256 of the file actually used.
+        url="https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/"
+            "face_detection_yunet_2023mar.onnx",
+        sha256=None,
+        licence="MIT (OpenCV Zoo)",
+        params_key=None,
+        description="YuNet face detector (ONNX, run by OpenCV's FaceDetectorYN): finds faces so the "
+                    "portrait recipe can keep them closer to the scan.",
     ),
 )
 

@@ -1,8 +1,8 @@
 """Faces (opt-in): find them with YuNet, and make soft masks so restoration can go gentler there.
 
-YuNet runs through OpenCV's `cv2.FaceDetectorYN` (no torch). The weights have no model card
-(they are not fetched or imported like the restoration models), so the detector takes a path;
-the file's sha256 is kept for provenance (`agent`).
+YuNet runs through OpenCV's `cv2.FaceDetectorYN` (no torch). The weights have a model card
+(`face_detection_yunet`) and are resolved like the others; the detector takes the resolved path
+and keeps the file's sha256 for provenance (`agent`).
 
 A scan larger than `max_side` is shrunk (area) for detection and the boxes mapped back: faces
 on a scan are large, and the detector's cost grows with the pixels.
@@ -49,7 +49,9 @@ class FaceDetector:
     """YuNet via cv2.FaceDetectorYN. Build once, detect many times (not thread-safe: one per worker)."""
 
     def __init__(self, weights_path: str | Path, score_threshold: float = 0.8, *,
-                 nms_threshold: float = 0.3, max_side: int = DEFAULT_MAX_SIDE) -> None:
+                 nms_threshold: float = 0.3, max_side: int = DEFAULT_MAX_SIDE,
+                 name: str = "face_detection_yunet") -> None:
+        self.name = name  # the model card's name, as provenance records it
         path = Path(weights_path)
         if not path.is_file():
             raise FileNotFoundError(f"face detector weights not found: {path} (YuNet face_detection_yunet.onnx)")
@@ -61,7 +63,7 @@ class FaceDetector:
 
     @property
     def agent(self) -> AgentInfo:
-        return AgentInfo(kind="model", name="yunet-face-detection", architecture="YuNet",
+        return AgentInfo(kind="model", name=self.name, architecture="YuNet",
                          weights_sha256=self.weights_sha256)
 
     def detect(self, rgb: np.ndarray) -> list[Face]:

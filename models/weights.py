@@ -426,6 +426,14 @@ def fetch(
 def _check_loads(card: ModelCard, path: Path, shown_as: str | Path) -> None:
     """Refuse a file that does not load strictly into the card's architecture. `path` is our
     temporary copy; errors name `shown_as` (the file the user gave, or the URL)."""
+    if card.architecture == "YuNet":  # ONNX for OpenCV, not a torch state dict
+        import cv2
+
+        try:
+            cv2.FaceDetectorYN.create(str(path), "", (320, 320))
+        except cv2.error as exc:
+            raise ImportWeightsError(f"{shown_as}: not a YuNet ONNX model OpenCV can load ({exc})") from exc
+        return
     from models.loading import WeightsLoadError, build_network  # torch (+ basicsr): only here
 
     try:

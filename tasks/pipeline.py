@@ -1,4 +1,8 @@
-"""One scan from original to tagged master: decode → QA → plan → denoise → upscale → finish → tag.
+"""One scan from original to tagged master, in the practitioners' order:
+
+decode → QA (diagnosis + capture spec: the gate) → plan → tone/colour → dust and scratches →
+denoise → deblur → upscale → finish (colour transfer, fidelity blend, faces, grain, sharpening)
+→ fidelity guard → tag (master, access copy, review sheet).
 
 Runs inside a model worker (the worker lends its loaded models through a Toolkit) but knows
 nothing of Ray, Prefect or the catalog: it returns a ScanOutcome that the driver records.
@@ -7,6 +11,7 @@ Every step it applies becomes a StepRecord, embedded in the master's XMP and ret
 
 from __future__ import annotations
 
+import hashlib
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,14 +21,21 @@ from typing import Any, Iterator, Protocol
 import cv2
 import numpy as np
 
-from config.recipe import Recipe
+from config.capture import CaptureProfile
+from config.recipe import Recipe, canonical_json
 from tasks import qa as qa_stage
-from tasks.finish import fidelity_blend
-from tasks.imageio import DecodedImage, ScanError, decode, from_float, to_float
+from tasks.capture import CaptureCheck, check_capture
+from tasks.deblur import deblur
+from tasks.fidelity import fidelity_check
+from tasks.finish import add_grain, color_transfer, fidelity_blend, sharpen
+from tasks.imageio import DecodedImage, ScanError, decode, from_float, inspect, to_float
+from tasks.inpaint import inpaint
 from tasks.keys import stable_uuid
 from tasks.plan import Plan, plan_scan
-from tasks.restore import denoise_nlmeans
+from tasks.restore import denoise_nlmeans, resize
+from tasks.review import review_sheet, write_review_sheet
 from tasks.tag import icc_problem, write_access, write_master
+from tasks.tone import clahe_luminance, levels, white_balance
 from tasks.types import (
     METADATA_TAGGING, QUALITY_ASSESSMENT, RESTORATION, UPSCALING, VALIDATION,
     AgentInfo, AuditRecord, ScanJob, ScanOutcome, StepRecord, utc_now,
@@ -47,6 +59,12 @@ class DenoiserLike(Protocol):
     def denoise(self, rgb: np.ndarray, sigma: float) -> np.ndarray: ...
 
 
+class FaceFinder(Protocol):
+    agent: AgentInfo
+
+    def detect(self, rgb: np.ndarray) -> list: ...
+
+
 @dataclass
 class Toolkit:
     """What a worker lends the pipeline: loaded models and the agents to credit."""
@@ -55,6 +73,7 @@ class Toolkit:
     denoiser: DenoiserLike | None
     software: AgentInfo
     host: AgentInfo
+    faces: FaceFinder | None = None
 
 
 @dataclass
@@ -94,6 +113,9 @@ class _Run:
         self.steps.append(record)
         return record
 
+    def model_time(self, seconds: float) -> None:
+        self.timings["model"] = self.timings.get("model", 0.0) + seconds
+
 
 def process_scan(job: ScanJob, kit: Toolkit) -> ScanOutcome:
     """Master one scan. Never raises for a bad scan: failures come back as outcomes."""
@@ -118,36 +140,103 @@ def _master(run: _Run, image: DecodedImage) -> ScanOutcome:
     with run.timed("qa"):
         when = utc_now()
         report = qa_stage.assess(image)
-        run.add_step(
-            QUALITY_ASSESSMENT, "qa", f"verdict {report.verdict}" + "".join(f"; {r}" for r in report.reasons),
-            {"verdict": report.verdict, "reasons": report.reasons, "findings": report.findings},
-            outcome="warning" if report.verdict == "warn" else "success", when=when,
-        )
+        capture = _capture(job, image)
+        verdict, reasons = _verdict(report, capture)
+        params = {"verdict": verdict, "reasons": reasons, "findings": report.findings,
+                  "capture": capture.to_dict() if capture else None}
+        if verdict == "fail":
+            return _rejected(run, params, capture, when)
+        run.add_step(QUALITY_ASSESSMENT, "qa", f"verdict {verdict}" + "".join(f"; {r}" for r in reasons),
+                     params, outcome="warning" if verdict == "warn" else "success", when=when)
 
     upscaler = kit.upscalers.get(recipe.upscale.model)
     if upscaler is None:
         raise RuntimeError(f"model {recipe.upscale.model!r} is not loaded in this worker")
     plan = plan_scan(
-        recipe, report.findings, image.width, image.height,
-        model_scale=upscaler.scale, denoiser_available=kit.denoiser is not None,
+        recipe, report.findings, image.width, image.height, model_scale=upscaler.scale,
+        denoiser_available=kit.denoiser is not None, problems=report.problems,
+        has_mask=report.scratch_mask is not None, face_detector_available=kit.faces is not None,
     )
     rgb = to_float(image.pixels)
     if image.is_gray:  # the models take RGB; the master goes back to one channel
         rgb = np.repeat(rgb[:, :, None], 3, axis=2)
 
-    restored = _denoise(run, plan, rgb)
+    restored = _tone(run, plan, rgb)
+    restored = _cleanup(run, plan, restored, report.scratch_mask)
+    restored = _denoise(run, plan, restored)
+    restored = _deblur(run, plan, restored)
     ai = _upscale(run, plan, recipe, restored, upscaler)
+    master_rgb, faces = _finish(run, plan, recipe, ai, restored)
+    flags = _guard(run, recipe, master_rgb, restored)
+    return _tag(run, image, recipe, plan, params, master_rgb, faces, flags)
 
-    with run.timed("finish"):
+
+# --- QA gate ---------------------------------------------------------------------------------
+
+def _capture(job: ScanJob, image: DecodedImage) -> CaptureCheck | None:
+    if not job.capture_profile:
+        return None
+    profile = CaptureProfile.model_validate(job.capture_profile)
+    return check_capture(inspect(Path(job.original_path)), image.icc, profile)
+
+
+def _verdict(report: qa_stage.QAReport, capture: CaptureCheck | None) -> tuple[str, list[str]]:
+    order = {"pass": 0, "warn": 1, "fail": 2}
+    verdict, reasons = report.verdict, list(report.reasons)
+    if capture is not None:
+        reasons += [r.message for r in capture.problems]
+        verdict = max(verdict, capture.verdict, key=order.__getitem__)
+    return verdict, reasons
+
+
+def rejection_uuid(derivation_key: str, capture_profile: dict[str, Any]) -> str:
+    """The id of the event that records a QA-gate rejection: the same scan, recipe and profile
+    always give the same id, so a re-run knows the answer without redoing it."""
+    profile_hash = hashlib.sha256(canonical_json(capture_profile).encode()).hexdigest()
+    return stable_uuid("rejected", derivation_key, profile_hash)
+
+
+def _rejected(run: _Run, params: dict[str, Any], capture: CaptureCheck | None, when: str) -> ScanOutcome:
+    """The QA gate failed: the scan does not meet the capture specification (re-scan it)."""
+    job = run.job
+    reason = f"QA gate ({capture.profile if capture else 'capture spec'}): " + "; ".join(
+        r.message for r in (capture.problems if capture else []) if r.verdict == "fail")
+    step = StepRecord(
+        event_uuid=rejection_uuid(job.derivation_key, job.capture_profile),
+        type=QUALITY_ASSESSMENT, step="qa", when=when, outcome="failure", detail=reason,
+        agents=[run.kit.software, run.kit.host],
+        parameters={**params, "recipe_hash": job.recipe_hash, "derivation_key": job.derivation_key},
+    )
+    return ScanOutcome(
+        derivation_key=job.derivation_key, original_sha256=job.original_sha256, status="failed",
+        reason=reason, failure_kind="rejected", qa=params, steps=[step], timings=run.timings,
+    )
+
+
+# --- restoration: clean up before any AI -----------------------------------------------------
+
+def _tone(run: _Run, plan: Plan, rgb: np.ndarray) -> np.ndarray:
+    steps = [("levels", levels, plan.levels), ("clahe", clahe_luminance, plan.clahe),
+             ("white-balance", white_balance, plan.white_balance)]
+    if not any(kwargs for _, _, kwargs in steps):
+        return rgb
+    with run.timed("tone"):
+        for name, fn, kwargs in steps:
+            if kwargs:
+                when = utc_now()
+                rgb, used = fn(rgb, **kwargs)
+                run.add_step(RESTORATION, name, _describe(name, used), used, when=when)
+    return rgb
+
+
+def _cleanup(run: _Run, plan: Plan, rgb: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    if not plan.inpaint or mask is None:
+        return rgb
+    with run.timed("cleanup"):
         when = utc_now()
-        strength = recipe.finish.fidelity_blend
-        master_rgb = fidelity_blend(ai, restored, strength)
-        run.add_step(
-            RESTORATION, "finish", f"fidelity blend with a Lanczos upscale of the restored scan at {strength}",
-            {"fidelity_blend": strength}, when=when,
-        )
-
-    return _tag(run, image, recipe, plan, report, master_rgb)
+        out, used = inpaint(rgb, mask, **plan.inpaint)
+        run.add_step(RESTORATION, "inpaint", "dust and scratches inpainted inside the detected mask", used, when=when)
+    return out
 
 
 def _denoise(run: _Run, plan: Plan, rgb: np.ndarray) -> np.ndarray:
@@ -159,7 +248,7 @@ def _denoise(run: _Run, plan: Plan, rgb: np.ndarray) -> np.ndarray:
         if plan.denoise_method == "ffdnet":
             denoiser = run.kit.denoiser
             out = denoiser.denoise(rgb, plan.denoise_sigma)
-            run.timings["model"] = run.timings.get("model", 0.0) + denoiser.last_inference_seconds
+            run.model_time(denoiser.last_inference_seconds)
             run.add_step(RESTORATION, "denoise", f"FFDNet at noise level {plan.denoise_sigma}", params,
                          model=denoiser.agent, when=when)
         else:
@@ -168,6 +257,18 @@ def _denoise(run: _Run, plan: Plan, rgb: np.ndarray) -> np.ndarray:
                          params, when=when)
     return out
 
+
+def _deblur(run: _Run, plan: Plan, rgb: np.ndarray) -> np.ndarray:
+    if not plan.deblur:
+        return rgb
+    with run.timed("deblur"):
+        when = utc_now()
+        out, used = deblur(rgb, **plan.deblur)
+        run.add_step(RESTORATION, "deblur", f"{plan.deblur['blur'].get('type')} blur deconvolved", used, when=when)
+    return out
+
+
+# --- upscaling, after restoring ---------------------------------------------------------------
 
 def _upscale(run: _Run, plan: Plan, recipe: Recipe, rgb: np.ndarray, upscaler: UpscalerLike) -> np.ndarray:
     with run.timed("upscale"):
@@ -183,7 +284,7 @@ def _upscale(run: _Run, plan: Plan, recipe: Recipe, rgb: np.ndarray, upscaler: U
 
         out = upscale_to(rgb, plan.target_width, plan.target_height, plan.model_passes,
                          model if plan.model_passes else None)
-        run.timings["model"] = run.timings.get("model", 0.0) + model_seconds
+        run.model_time(model_seconds)
         h, w = rgb.shape[:2]
         params = {
             "model": plan.upscale_model, "model_scale": upscaler.scale if plan.model_passes else None,
@@ -199,17 +300,71 @@ def _upscale(run: _Run, plan: Plan, recipe: Recipe, rgb: np.ndarray, upscaler: U
     return out
 
 
+# --- finishing, lightly -----------------------------------------------------------------------
+
+def _finish(run: _Run, plan: Plan, recipe: Recipe, ai: np.ndarray, restored: np.ndarray) -> tuple[np.ndarray, list]:
+    fin = plan.finish
+    faces: list = []
+    with run.timed("finish"):
+        when = utc_now()
+        used: dict[str, Any] = {}
+        out, used["color_transfer"] = color_transfer(ai, restored, strength=fin["color_transfer"])
+        out = fidelity_blend(out, restored, fin["fidelity_blend"])
+        used["fidelity_blend"] = fin["fidelity_blend"]
+        if plan.faces:
+            out, faces = _protect_faces(run, plan, out, restored)
+        seed = int(hashlib.sha256(f"{recipe.seed}:{run.job.original_sha256}".encode()).hexdigest()[:8], 16)
+        out, used["grain"] = add_grain(out, amount=fin["grain"], seed=seed)
+        out, used["sharpen"] = sharpen(out, amount=fin["sharpen"])
+        run.add_step(RESTORATION, "finish",
+                     f"colour transfer {fin['color_transfer']}, fidelity blend {fin['fidelity_blend']}, "
+                     f"grain {fin['grain']}, sharpen {fin['sharpen']}", used, when=when)
+    return out, faces
+
+
+def _protect_faces(run: _Run, plan: Plan, out: np.ndarray, restored: np.ndarray) -> tuple[np.ndarray, list]:
+    """Inside faces, keep only `ai_share` of the model's result: likeness over enhancement."""
+    from models.faces import blend_by_mask, face_mask  # light: OpenCV only
+
+    when = utc_now()
+    detector = run.kit.faces
+    faces = [f for f in detector.detect(restored) if f.score >= plan.faces["score_threshold"]]
+    h, w = out.shape[:2]
+    sh, sw = restored.shape[:2]
+    params = {**plan.faces, "faces": [f.to_dict() for f in faces]}
+    if faces:
+        gentle = resize(restored, w, h)
+        scaled = [(round(x * w / sw), round(y * h / sh), round(bw * w / sw), round(bh * h / sh))
+                  for x, y, bw, bh in (f.box for f in faces)]
+        mask = face_mask((h, w), scaled) * (1.0 - plan.faces["ai_share"])
+        out = blend_by_mask(out, gentle, mask)
+    run.add_step(RESTORATION, "face-protection", f"{len(faces)} face(s) kept closer to the scan", params,
+                 model=detector.agent, when=when)
+    return out, faces
+
+
+def _guard(run: _Run, recipe: Recipe, master_rgb: np.ndarray, restored: np.ndarray) -> list[str]:
+    """A check against invented detail: shrunk back, the master must still look like the scan."""
+    with run.timed("guard"):
+        when = utc_now()
+        result = fidelity_check(master_rgb, restored, threshold=recipe.guard.ssim_threshold)
+        run.add_step(QUALITY_ASSESSMENT, "fidelity-guard",
+                     f"SSIM {result.ssim:.3f} against the restored scan (threshold {result.threshold})"
+                     + ("" if result.passed else f": flagged for review, {result.reason}"),
+                     result.to_dict(), outcome="success" if result.passed else "warning", when=when)
+    return [] if result.passed else [f"fidelity guard: {result.reason}"]
+
+
+# --- tagging --------------------------------------------------------------------------------
+
 def _tag(
-    run: _Run, image: DecodedImage, recipe: Recipe, plan: Plan, report: qa_stage.QAReport,
-    master_rgb: np.ndarray,
+    run: _Run, image: DecodedImage, recipe: Recipe, plan: Plan, qa: dict[str, Any],
+    master_rgb: np.ndarray, faces: list, flags: list[str],
 ) -> ScanOutcome:
     job, kit = run.job, run.kit
     with run.timed("tag"):
         when = utc_now()
-        if image.is_gray:
-            master_values = cv2.cvtColor(master_rgb, cv2.COLOR_RGB2GRAY)
-        else:
-            master_values = master_rgb
+        master_values = cv2.cvtColor(master_rgb, cv2.COLOR_RGB2GRAY) if image.is_gray else master_rgb
         pixels = from_float(master_values, image.bit_depth)
         alpha = None
         if image.alpha is not None:
@@ -227,6 +382,7 @@ def _tag(
                         "compression": recipe.output.master_compression},
              "access": {"format": "JPEG", "quality": recipe.output.access_quality,
                         "long_edge": recipe.output.access_long_edge},
+             "review_sheet": recipe.output.review_sheet,
              "icc_carried": icc is not None, "icc_dropped": icc_dropped},
             when=when,
         )
@@ -252,12 +408,38 @@ def _tag(
             Path(job.access_path), pixels, alpha, icc=icc, quality=recipe.output.access_quality,
             long_edge=recipe.output.access_long_edge, record=record, source=source, uuid=job.access_uuid,
         )
+        review = None
+        if recipe.output.review_sheet and job.review_path:
+            review = _review(job, image, master_rgb, faces)
     return ScanOutcome(
         derivation_key=job.derivation_key, original_sha256=job.original_sha256, status="mastered",
-        qa=report.to_dict(), resolved_recipe=resolved, plan_reasons=plan.reasons,
-        steps=run.steps, master=master, access=access, timings=run.timings,
+        qa=qa, resolved_recipe=resolved, plan_reasons=plan.reasons, flags=flags,
+        steps=run.steps, master=master, access=access, review=review, timings=run.timings,
     )
 
+
+def _review(job: ScanJob, image: DecodedImage, master_rgb: np.ndarray, faces: list):
+    from tasks.atomic import sha256_file
+    from tasks.types import WrittenFile
+
+    original = to_float(image.pixels)
+    sheet = review_sheet(original, master_rgb, faces=[f.box for f in faces][:3],
+                         title=f"{Path(job.original_path).name} → {Path(job.master_path).name}")
+    path = Path(job.review_path)
+    write_review_sheet(path, sheet)
+    return WrittenFile(
+        uuid=stable_uuid("review", job.derivation_key), role="review", path=str(path),
+        sha256=sha256_file(path), size=path.stat().st_size, format="PNG",
+        width=int(sheet.shape[1]), height=int(sheet.shape[0]), channels=3, bit_depth=8, has_icc=False,
+    )
+
+
+def _describe(name: str, used: dict[str, Any]) -> str:
+    strength = used.get("strength")
+    return f"{name} at strength {strength}" if strength is not None else name
+
+
+# --- failures ---------------------------------------------------------------------------------
 
 def _invalid(run: _Run, reason: str) -> ScanOutcome:
     """The file itself is bad: deterministic, so keyed by content and software, not by run."""
@@ -272,7 +454,8 @@ def _invalid(run: _Run, reason: str) -> ScanOutcome:
     )
     return ScanOutcome(
         derivation_key=job.derivation_key, original_sha256=job.original_sha256, status="failed",
-        reason=reason, failure_kind="invalid", steps=[step], timings=run.timings,
+        reason=reason, failure_kind="invalid", qa={"verdict": "fail", "reasons": [reason], "findings": {}},
+        steps=[step], timings=run.timings,
     )
 
 
@@ -292,5 +475,6 @@ def _error(run: _Run, reason: str) -> ScanOutcome:
     )
     return ScanOutcome(
         derivation_key=job.derivation_key, original_sha256=job.original_sha256, status="failed",
-        reason=f"{run.stage} failed: {reason}", failure_kind="error", steps=[step], timings=run.timings,
+        reason=f"{run.stage} failed: {reason}", failure_kind="error",
+        qa=qa_done.parameters if qa_done else None, steps=[step], timings=run.timings,
     )

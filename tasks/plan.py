@@ -1,30 +1,46 @@
 """The planner: the recipe as it will be applied to one scan, with a reason for each choice.
 
-Pure function of (recipe, QA findings, scan size, available models): the same scan and recipe
-always give the same plan, which is what makes the recipe hash a sound idempotency key.
+Pure function of (recipe, QA findings and the problems QA flagged, scan size, available
+models): the same scan and recipe always give the same plan, which is what makes the recipe
+hash a sound idempotency key. Diagnose first, then act only on what was found: levels only for
+a faded scan, white balance only for a measured cast, inpainting only inside a detected mask,
+deblurring only for the blur type diagnosed, denoising in proportion to the measured noise.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from config.recipe import Recipe
 
 # The denoiser model the recipe's "ffdnet" method uses.
 FFDNET_MODEL = "ffdnet_color"
+FACE_MODEL = "face_detection_yunet"
 MAX_MODEL_PASSES = 2
+
+# Problem flags QA raises (tasks.qa.QAReport.problems) that the planner acts on.
+FADED, CAST, SCRATCHES, DUST, MOTION_BLUR, DEFOCUS_BLUR = (
+    "faded", "color_cast", "scratches", "dust", "motion_blur", "defocus_blur",
+)
 
 
 @dataclass
 class Plan:
-    denoise_method: str  # ffdnet | nlmeans | off
-    denoise_sigma: float  # 0-255 scale; 0 when off
-    upscale_model: str | None  # None: the scan is already at or above the target size
-    model_passes: int
-    target_width: int
-    target_height: int
+    levels: dict[str, Any] | None = None  # tone.levels kwargs, when faded
+    clahe: dict[str, Any] | None = None  # tone.clahe_luminance kwargs, when faded and asked for
+    white_balance: dict[str, Any] | None = None  # tone.white_balance kwargs, when a cast was measured
+    inpaint: dict[str, Any] | None = None  # inpaint.inpaint kwargs (the mask comes from QA)
+    denoise_method: str = "off"  # ffdnet | nlmeans | off
+    denoise_sigma: float = 0.0  # 0-255 scale
+    deblur: dict[str, Any] | None = None  # deblur.deblur kwargs (blur findings, strength, noise)
+    upscale_model: str | None = None  # None: the scan is already at or above the target size
+    model_passes: int = 0
+    target_width: int = 0
+    target_height: int = 0
+    faces: dict[str, Any] | None = None  # face protection: detector threshold, AI share inside faces
+    finish: dict[str, Any] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
 
     def resolved(self, recipe: Recipe) -> dict[str, Any]:
@@ -33,15 +49,23 @@ class Plan:
             "name": recipe.name,
             "hash": recipe.hash,
             "seed": recipe.seed,
+            "tone": {"levels": self.levels, "clahe": self.clahe, "white_balance": self.white_balance},
+            "cleanup": {"inpaint": self.inpaint},
             "denoise": {"method": self.denoise_method, "sigma": self.denoise_sigma},
+            "deblur": self.deblur,
             "upscale": {
                 "model": self.upscale_model, "passes": self.model_passes,
                 "width": self.target_width, "height": self.target_height,
                 "tile": recipe.upscale.tile, "tile_overlap": recipe.upscale.tile_overlap,
             },
-            "finish": recipe.finish.model_dump(mode="json"),
+            "faces": self.faces,
+            "finish": dict(self.finish),
+            "guard": recipe.guard.model_dump(mode="json"),
             "output": recipe.output.model_dump(mode="json"),
         }
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def target_size(width: int, height: int, recipe: Recipe) -> tuple[int, int, float]:
@@ -57,53 +81,128 @@ def target_size(width: int, height: int, recipe: Recipe) -> tuple[int, int, floa
 
 
 def plan_scan(
-    recipe: Recipe, findings: dict[str, float], width: int, height: int,
-    *, model_scale: int, denoiser_available: bool,
+    recipe: Recipe, findings: dict[str, Any], width: int, height: int, *, model_scale: int,
+    denoiser_available: bool, problems: frozenset[str] | set[str] = frozenset(), has_mask: bool = False,
+    face_detector_available: bool = False,
 ) -> Plan:
-    reasons: list[str] = []
-    method, sigma = _plan_denoise(recipe, findings, denoiser_available, reasons)
-    tw, th, factor = target_size(width, height, recipe)
-    if factor <= 1.0:
-        model, passes = None, 0
-        reasons.append(
-            f"upscale: target {tw}x{th} is not larger than the scan ({width}x{height}); no model pass"
+    plan = Plan()
+    _plan_tone(plan, recipe, findings, problems)
+    _plan_cleanup(plan, recipe, findings, problems, has_mask)
+    _plan_denoise(plan, recipe, findings, denoiser_available)
+    _plan_deblur(plan, recipe, findings, problems)
+    _plan_upscale(plan, recipe, width, height, model_scale)
+    _plan_faces(plan, recipe, face_detector_available)
+    fin = recipe.finish
+    plan.finish = {"color_transfer": fin.color_transfer, "fidelity_blend": fin.fidelity_blend,
+                   "grain": fin.grain, "sharpen": fin.sharpen}
+    return plan
+
+
+def _plan_tone(plan: Plan, recipe: Recipe, findings: dict[str, Any], problems: frozenset[str] | set[str]) -> None:
+    tone = recipe.tone
+    if not tone.auto:
+        plan.reasons.append("tone and colour: kept as scanned (the recipe turns automatic tone off)")
+        return
+    contrast = findings.get("contrast")
+    if FADED in problems and tone.levels_strength > 0:
+        plan.levels = {"black_clip": tone.black_clip, "white_clip": tone.white_clip,
+                       "strength": tone.levels_strength}
+        plan.reasons.append(f"levels: faded (contrast {contrast:.2f}), stretched at strength {tone.levels_strength}")
+        if tone.clahe_strength > 0:
+            plan.clahe = {"clip_limit": tone.clahe_clip_limit, "strength": tone.clahe_strength}
+            plan.reasons.append(f"local contrast: CLAHE on luminance at strength {tone.clahe_strength}")
+    cast = findings.get("color_cast") or {}
+    if CAST in problems and tone.white_balance_strength > 0:
+        plan.white_balance = {"method": tone.white_balance, "strength": tone.white_balance_strength}
+        plan.reasons.append(
+            f"white balance: colour cast Δab {cast.get('magnitude', 0):.1f}, {tone.white_balance} "
+            f"at strength {tone.white_balance_strength}"
         )
-    else:
-        model = recipe.upscale.model
-        passes = max(1, math.ceil(math.log(factor) / math.log(model_scale) - 1e-9))
-        if passes > MAX_MODEL_PASSES:
-            raise ValueError(
-                f"upscale factor {factor:.2f} needs {passes} passes of a x{model_scale} model "
-                f"(at most {MAX_MODEL_PASSES}); choose a smaller --scale or --long-edge"
-            )
-        native = model_scale**passes
-        resize = "exact" if native == factor else f"then resized from x{native} to x{factor:.4g}"
-        reasons.append(f"upscale: {model} x{model_scale} x{passes} pass(es) {resize} → {tw}x{th}")
-    return Plan(method, sigma, model, passes, tw, th, reasons)
 
 
-def _plan_denoise(
-    recipe: Recipe, findings: dict[str, float], denoiser_available: bool, reasons: list[str],
-) -> tuple[str, float]:
+def _plan_cleanup(
+    plan: Plan, recipe: Recipe, findings: dict[str, Any], problems: frozenset[str] | set[str], has_mask: bool,
+) -> None:
+    step = recipe.cleanup
+    found = problems & {SCRATCHES, DUST}
+    if not (step.auto and found and has_mask):
+        return
+    coverage = (findings.get("scratches") or {}).get("coverage", 0.0)
+    plan.inpaint = {"method": step.method, "radius": step.radius, "dilate": step.dilate}
+    plan.reasons.append(
+        f"cleanup: {' and '.join(sorted(found))} inpainted ({step.method}) inside the detected mask "
+        f"({coverage * 100:.2f} % of pixels)"
+    )
+
+
+def _plan_denoise(plan: Plan, recipe: Recipe, findings: dict[str, Any], denoiser_available: bool) -> None:
     step = recipe.denoise
     if step.method == "off":
-        reasons.append("denoise: off in the recipe")
-        return "off", 0.0
+        plan.reasons.append("denoise: off in the recipe")
+        return
     measured = float(findings.get("noise_sigma", 0.0))
     if step.sigma == "auto":
         if measured < step.min_sigma:
-            reasons.append(f"denoise: skipped, measured noise sigma {measured:.2f} < {step.min_sigma}")
-            return "off", 0.0
+            plan.reasons.append(f"denoise: skipped, measured noise sigma {measured:.2f} < {step.min_sigma}")
+            return
         sigma = min(step.max_sigma, step.auto_fraction * measured)
-        reasons.append(
+        plan.reasons.append(
             f"denoise: sigma {sigma:.2f} = {step.auto_fraction} x measured {measured:.2f}"
             + (f", capped at {step.max_sigma}" if sigma == step.max_sigma else "")
         )
     else:
         sigma = float(step.sigma)
-        reasons.append(f"denoise: sigma {sigma:.2f} fixed by the recipe")
+        plan.reasons.append(f"denoise: sigma {sigma:.2f} fixed by the recipe")
     method = step.method
     if method == "ffdnet" and not denoiser_available:
         method = "nlmeans"
-        reasons.append(f"denoise: {FFDNET_MODEL} weights not available, using OpenCV-style non-local means")
-    return method, round(sigma, 3)
+        plan.reasons.append(f"denoise: {FFDNET_MODEL} weights not available, using non-local means")
+    plan.denoise_method, plan.denoise_sigma = method, round(sigma, 3)
+
+
+def _plan_deblur(plan: Plan, recipe: Recipe, findings: dict[str, Any], problems: frozenset[str] | set[str]) -> None:
+    step = recipe.deblur
+    blur = findings.get("blur") or {}
+    kind = {MOTION_BLUR: "motion", DEFOCUS_BLUR: "defocus"}
+    found = [kind[p] for p in (MOTION_BLUR, DEFOCUS_BLUR) if p in problems]
+    if not found or not step.auto or step.strength <= 0:
+        return
+    # Deconvolution sees the noise left after denoising, not the scan's.
+    measured = float(findings.get("noise_sigma", 0.0))
+    residual = math.sqrt(max(measured**2 - plan.denoise_sigma**2, 0.0)) if plan.denoise_sigma else measured
+    residual = round(max(residual, 0.5), 3)
+    plan.deblur = {"blur": dict(blur), "strength": step.strength, "noise_sigma": residual,
+                   "max_noise_gain": step.max_noise_gain}
+    detail = (f"{blur.get('length_px', 0):.0f} px at {blur.get('angle_deg', 0):.0f}°" if found[0] == "motion"
+              else f"sigma {blur.get('sigma_px', 0):.1f} px")
+    plan.reasons.append(f"deblur: {found[0]} blur ({detail}), Wiener at strength {step.strength}, "
+                        f"noise gain at most {step.max_noise_gain}x")
+
+
+def _plan_upscale(plan: Plan, recipe: Recipe, width: int, height: int, model_scale: int) -> None:
+    tw, th, factor = target_size(width, height, recipe)
+    plan.target_width, plan.target_height = tw, th
+    if factor <= 1.0:
+        plan.reasons.append(f"upscale: target {tw}x{th} is not larger than the scan ({width}x{height}); no model pass")
+        return
+    passes = max(1, math.ceil(math.log(factor) / math.log(model_scale) - 1e-9))
+    if passes > MAX_MODEL_PASSES:
+        raise ValueError(
+            f"upscale factor {factor:.2f} needs {passes} passes of a x{model_scale} model "
+            f"(at most {MAX_MODEL_PASSES}); choose a smaller --scale or --long-edge"
+        )
+    plan.upscale_model, plan.model_passes = recipe.upscale.model, passes
+    native = model_scale**passes
+    resize = "exact" if native == factor else f"then resized from x{native} to x{factor:.4g}"
+    plan.reasons.append(f"upscale: {plan.upscale_model} x{model_scale} x{passes} pass(es) {resize} → {tw}x{th}")
+
+
+def _plan_faces(plan: Plan, recipe: Recipe, available: bool) -> None:
+    faces = recipe.faces
+    if not faces.enabled:
+        return
+    if not available:
+        plan.reasons.append(f"faces: protection asked for but {FACE_MODEL} weights are not available")
+        return
+    plan.faces = {"score_threshold": faces.score_threshold, "ai_share": faces.ai_share}
+    plan.reasons.append(f"faces: detected faces keep {faces.ai_share:.0%} of the model's detail")

@@ -1,70 +1,115 @@
-"""Quality assessment (first cut): how sharp and how noisy a decoded scan is, and a verdict.
+"""Quality assessment: the diagnosis of a decoded scan, and a verdict with a reason per problem.
 
-A file that does not decode never reaches this stage: imageio.decode fails it with its reason.
+The findings come from tasks.diagnosis (blur type and extent, noise, scratches and dust, JPEG
+blocking, clipping, contrast, colour cast, skew, perceptual hash); each finding over its
+calibrated threshold (documented where it is measured) adds a human-readable reason and makes
+the verdict "warn". A file that does not decode never reaches this stage: imageio.decode fails
+it with its reason ("fail" is reserved for that, and for capture-specification rules).
+
+`report.findings["noise_sigma"]` (0-255, per channel) drives the planner's denoising and
+`report.problems` (the flags below, one per reason) its other decisions; `report.to_dict()` is
+stored as the quality-assessment event and in the master's XMP, so the findings are plain JSON.
+The scratch mask travels beside them, for an inpainting step.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Literal
 
-import cv2
 import numpy as np
-from skimage.restoration import estimate_sigma
 
-from tasks.imageio import DecodedImage, to_float
+from tasks.diagnosis import Diagnosis, diagnose
+from tasks.diagnosis import blur, jpeg, noise, scratches, skew, tone
+from tasks.imageio import DecodedImage
 
-# Thresholds on the 0-255 scale, measured on ../shared/data: clean CBSD68/McMaster photos give
-# noise sigma 0.9-3.5 (one grainy outlier 8.1), the real old photos 0.7-4.3, real noisy RNI15
-# 0.3-42; added Gaussian noise of 10 reads 6.5-10.9. Laplacian variance is 2,000-29,000 on the
-# clean photos, 40-210 after a Gaussian blur of sigma 2, 13-56 after sigma 3.
-NOISY_SIGMA = 10.0
-BLURRY_LAPLACIAN_VAR = 100.0
-_MAX_SIDE = 2048  # measure on at most a 2048 px centre crop: noise is a local property
+_CHANNELS = ("red", "green", "blue")
+
+# Problem flags, one per kind of reason (tasks.plan acts on several of them).
+MOTION_BLUR, DEFOCUS_BLUR, NOISY = "motion_blur", "defocus_blur", "noisy"
+SCRATCHES, DUST, FADED, CAST = "scratches", "dust", "faded", "color_cast"
+SKEWED, JPEG_BLOCKING = "skewed", "jpeg_blocking"
+CLIPPED_HIGHLIGHTS, CLIPPED_SHADOWS = "clipped_highlights", "clipped_shadows"
 
 
 @dataclass
 class QAReport:
     verdict: Literal["pass", "warn", "fail"]
     reasons: list[str] = field(default_factory=list)
-    findings: dict[str, float] = field(default_factory=dict)
+    findings: dict = field(default_factory=dict)
+    problems: frozenset[str] = frozenset()  # flags of the reasons (see above); not serialised
+    scratch_mask: np.ndarray | None = None  # bool H x W at full resolution; not serialised
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {"verdict": self.verdict, "reasons": list(self.reasons), "findings": self.findings}
 
 
-def luminance(image: DecodedImage) -> np.ndarray:
-    """Float32 luminance in [0, 1] (Rec. 601 weights, as OpenCV's gray conversion)."""
-    values = to_float(image.pixels)
-    if values.ndim == 2:
-        return values
-    return cv2.cvtColor(values, cv2.COLOR_RGB2GRAY)
+def _clipping_reason(kind: str, shares: list[float]) -> str | None:
+    over = [(share, i) for i, share in enumerate(shares) if share > tone.CLIPPED_SHARE]
+    if not over:
+        return None
+    if len(shares) == 1:
+        return f"clipped {kind}: {over[0][0] * 100:.1f} % of pixels"
+    parts = ", ".join(f"{share * 100:.1f} % of {_CHANNELS[i]}" for share, i in sorted(over, reverse=True))
+    return f"clipped {kind}: {parts}"
 
 
-def _centre_crop(values: np.ndarray, side: int) -> np.ndarray:
-    h, w = values.shape[:2]
-    top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
-    return values[top : top + side, left : left + side]
-
-
-def noise_sigma(gray: np.ndarray) -> float:
-    """Gaussian noise sigma on the 0-255 scale (wavelet median-absolute-deviation estimator)."""
-    return float(estimate_sigma(_centre_crop(gray, _MAX_SIDE), channel_axis=None)) * 255.0
-
-
-def sharpness(gray: np.ndarray) -> float:
-    """Variance of the Laplacian on the 0-255 scale: low means soft or blurred."""
-    crop = _centre_crop(gray, _MAX_SIDE) * 255.0
-    return float(cv2.Laplacian(crop, cv2.CV_32F, ksize=3).var())
+def problems_for(diagnosis: Diagnosis) -> list[tuple[str, str]]:
+    """(flag, sentence) per finding over its threshold."""
+    f = diagnosis.findings
+    found: list[tuple[str, str]] = []
+    blur = f["blur"]
+    if blur["type"] == "motion":
+        found.append((MOTION_BLUR, f"motion blur: {blur['length_px']:.0f} px at {blur['angle_deg']:.0f}°"))
+    elif blur["type"] == "defocus":
+        found.append((DEFOCUS_BLUR, f"defocus blur: sigma {blur['sigma_px']:.1f} px"))
+    if f["noise_sigma"] > noise.NOISY_SIGMA:
+        found.append((NOISY, f"noisy: sigma {f['noise_sigma']:.1f}"))
+    s = f["scratches"]
+    dusty = s["dust_count"] > scratches.DUSTY_COUNT
+    if s["count"]:
+        lines = f"{s['count']} line" + ("s" if s["count"] != 1 else "")
+        specks = f", {s['dust_count']} specks" if dusty else ""
+        found.append((SCRATCHES, f"scratches: {s['coverage'] * 100:.2f} % of pixels ({lines}{specks})"))
+        if dusty:
+            found.append((DUST, f"dust: {s['dust_count']} specks"))
+    elif dusty:
+        found.append((DUST, f"dust: {s['dust_count']} specks ({s['coverage'] * 100:.2f} % of pixels)"))
+    if f["contrast"] < tone.FADED_CONTRAST:
+        found.append((FADED, f"faded: contrast {f['contrast']:.2f}"))
+    cast = f["color_cast"]
+    if tone.cast_is_reported(cast, diagnosis.chroma_spread):
+        found.append((CAST, f"colour cast: Δab {cast['magnitude']:.1f} toward {tone.hue_name(cast['a'], cast['b'])}"))
+    if abs(f["skew_deg"]) >= skew.SKEWED_DEG:
+        found.append((SKEWED, f"skewed: {f['skew_deg']:.1f}°"))
+    if f["jpeg_blockiness"] > jpeg.BLOCKY:
+        found.append((JPEG_BLOCKING, f"JPEG blocking {f['jpeg_blockiness']:.2f}"))
+    for flag, kind, key in ((CLIPPED_HIGHLIGHTS, "highlights", "white"), (CLIPPED_SHADOWS, "shadows", "black")):
+        reason = _clipping_reason(kind, f["clipping"][key])
+        if reason:
+            found.append((flag, reason))
+    return found
 
 
 def assess(image: DecodedImage) -> QAReport:
-    gray = luminance(image)
-    sigma, sharp = noise_sigma(gray), sharpness(gray)
-    findings = {"noise_sigma": round(sigma, 3), "sharpness": round(sharp, 3)}
-    reasons = []
-    if sigma > NOISY_SIGMA:
-        reasons.append(f"noisy: sigma {sigma:.1f} > {NOISY_SIGMA}")
-    if sharp < BLURRY_LAPLACIAN_VAR:
-        reasons.append(f"soft: Laplacian variance {sharp:.1f} < {BLURRY_LAPLACIAN_VAR}")
-    return QAReport(verdict="warn" if reasons else "pass", reasons=reasons, findings=findings)
+    diagnosis = diagnose(image)
+    found = problems_for(diagnosis)
+    return QAReport(
+        verdict="warn" if found else "pass", reasons=[text for _, text in found], findings=diagnosis.findings,
+        problems=frozenset(flag for flag, _ in found), scratch_mask=diagnosis.scratch_mask,
+    )
+
+
+def thresholds() -> dict[str, float | list[float]]:
+    """The thresholds above (or below) which a finding is reported, keyed as the QA report's
+    histogram panels are: drawn on them so a person sees where the line is."""
+    from tasks.diagnosis import blur
+
+    return {
+        "noise_sigma": noise.NOISY_SIGMA,
+        "blur.score": blur.BLURRED_SCORE,
+        "contrast": tone.FADED_CONTRAST,
+        "color_cast.magnitude": tone.CAST_DELTA_AB,
+        "skew_deg": [-skew.SKEWED_DEG, skew.SKEWED_DEG],
+        "jpeg_blockiness": jpeg.BLOCKY,
+    }

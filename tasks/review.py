@@ -156,4 +156,5 @@ def write_review_sheet(path: str | os.PathLike[str], sheet: np.ndarray) -> None:
     ok, encoded = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
     if not ok:
         raise ValueError(f"could not encode the review sheet ({sheet.shape}, {sheet.dtype}) as PNG")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)  # as the master and access writers do
     atomic_write(path, lambda temp: Path(temp).write_bytes(encoded.tobytes()))

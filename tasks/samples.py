@@ -54,7 +54,8 @@ def degrade(clean: np.ndarray, spec: Degradation = Degradation(), seed: int = 0)
 def _scratch(
     img: np.ndarray, rng: np.random.Generator, scratches: int, dust: int, mask: np.ndarray | None = None,
 ) -> None:
-    """Draw bright scratches and dark dust in place; `mask` (uint8 H x W), when given, gets them too."""
+    """Draw bright scratches and dark dust in place; `mask` (uint8 H x W), when given, gets them
+    too, with their anti-aliased coverage as 0-255."""
     h, w = img.shape[:2]
     colour = (0.92,) * (img.shape[2] if img.ndim == 3 else 1)
     for _ in range(scratches):  # long thin near-vertical bright lines, as on old prints
@@ -63,13 +64,13 @@ def _scratch(
         y0, y1 = int(rng.integers(0, h // 3)), int(rng.integers(2 * h // 3, h))
         cv2.line(img, (x0, y0), (x1, y1), colour, 1, cv2.LINE_AA)
         if mask is not None:
-            cv2.line(mask, (x0, y0), (x1, y1), 1, 1, cv2.LINE_AA)
+            cv2.line(mask, (x0, y0), (x1, y1), 255, 1, cv2.LINE_AA)
     for _ in range(dust):
         centre = (int(rng.integers(0, w)), int(rng.integers(0, h)))
         radius = int(rng.integers(1, 3))
         cv2.circle(img, centre, radius, (0.08,) * len(colour), -1, cv2.LINE_AA)
         if mask is not None:
-            cv2.circle(mask, centre, radius, 1, -1, cv2.LINE_AA)
+            cv2.circle(mask, centre, radius, 255, -1, cv2.LINE_AA)
 
 
 def jpeg_roundtrip(pixels: np.ndarray, quality: int) -> np.ndarray:
@@ -157,7 +158,7 @@ def colour_cast(pixels: np.ndarray, warm: float) -> np.ndarray:
     return _to_uint8(img)
 
 
-def skewed_scan(pixels: np.ndarray, angle_deg: float, *, border: float = 0.04, bed: float = 0.97,
+def skewed_scan(pixels: np.ndarray, angle_deg: float, *, border: float = 0.04, bed: float = 0.85,
                 print_border: float = 0.97) -> np.ndarray:
     """A print scanned crooked: the photo with a white print border (`border` of its size),
     rotated by `angle_deg` counter-clockwise as displayed (OpenCV's sign), on a scanner bed of
@@ -201,4 +202,4 @@ def scratch_and_dust(pixels: np.ndarray, scratches: int, dust: int = 0, seed: in
     img = _to_float(pixels)
     mask = np.zeros(pixels.shape[:2], np.uint8)
     _scratch(img, rng, scratches, dust, mask)
-    return _to_uint8(img), mask.astype(bool)
+    return _to_uint8(img), mask >= 64  # pixels at least a quarter covered

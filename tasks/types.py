@@ -108,7 +108,7 @@ class WrittenFile:
     """A derived file written atomically (master TIFF or access JPEG)."""
 
     uuid: str
-    role: Literal["master", "access"]
+    role: Literal["master", "access", "review"]
     path: str  # absolute
     sha256: str
     size: int
@@ -141,6 +141,8 @@ class ScanJob:
     # Where the catalog first saw this content (may differ from original_path for a moved or
     # duplicated file); provenance names this path so catalog and XMP agree.
     catalogued_path: str = ""
+    review_path: str = ""  # before/after review sheet (PNG); "" for none
+    capture_profile: dict[str, Any] | None = None  # config.capture.CaptureProfile dump: the QA gate
     max_pixels: int = 400_000_000
 
 
@@ -153,14 +155,17 @@ class ScanOutcome:
     status: Literal["mastered", "failed"]
     reason: str | None = None
     # invalid: the file itself is bad (deterministic, not retried for the same software);
+    # rejected: the QA gate failed it (capture specification); re-scan it;
     # error: processing failed (may be transient, retried by the next run).
-    failure_kind: Literal["invalid", "error"] | None = None
+    failure_kind: Literal["invalid", "rejected", "error"] | None = None
     qa: dict[str, Any] | None = None
     resolved_recipe: dict[str, Any] | None = None
     plan_reasons: list[str] = field(default_factory=list)
     steps: list[StepRecord] = field(default_factory=list)
     master: WrittenFile | None = None
     access: WrittenFile | None = None
+    review: WrittenFile | None = None
+    flags: list[str] = field(default_factory=list)  # reasons a person should review the master
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage; "model" = inference
 
 

@@ -85,3 +85,34 @@ def test_urls_are_normalised() -> None:
         normalise_url("mysql://u@h/db")
     with pytest.raises(CatalogError, match="not a database URL"):
         normalise_url("no url at all")
+
+
+def test_review_role_migration_keeps_data_and_downgrades(db_url: str) -> None:
+    """0001 → 0002 keeps existing rows and admits review sheets; downgrading removes them again."""
+    from alembic import command
+
+    from catalog.db import write_transaction
+    from catalog.schema import File
+
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0001")
+        row = {"uuid": "u-item", "identifier": "scan", "created_at": dt.datetime.now(dt.UTC)}
+        with write_transaction(engine) as conn:
+            item_id = conn.execute(insert(Item).values(**row).returning(Item.id)).scalar_one()
+        upgrade(engine)
+        review = {"uuid": "u-review", "key": "review/k", "item_id": item_id, "role": "review", "path": "/r.png",
+                  "sha256": "0" * 64, "size": 1, "format": "PNG", "width": 1, "height": 1, "channels": 3,
+                  "bit_depth": 8, "has_icc": False, "created_at": dt.datetime.now(dt.UTC)}
+        with write_transaction(engine) as conn:
+            conn.execute(insert(File).values(**review))
+        with engine.connect() as conn:
+            assert conn.execute(select(Item.identifier)).scalar_one() == "scan"
+            assert conn.execute(select(File.role)).scalar_one() == "review"
+        with write_transaction(engine) as conn:
+            command.downgrade(alembic_config(conn), "0001")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM files")).scalar_one() == 0
+            assert conn.execute(select(Item.identifier)).scalar_one() == "scan"
+    finally:
+        engine.dispose()

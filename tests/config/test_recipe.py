@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from config.recipe import Recipe, RecipeError, list_presets, load_recipe
@@ -11,7 +13,10 @@ def test_archival_preset_is_valid_and_hash_is_stable():
     assert "archival" in list_presets()
     assert first.hash == second.hash and len(first.hash) == 64
     # the canonical form has sorted keys and no whitespace, and drops the prose description
-    assert first.canonical_json().startswith('{"denoise":') and " " not in first.canonical_json().split('"name"')[0]
+    text = first.canonical_json()
+    data = json.loads(text)
+    assert list(data) == sorted(data) and ": " not in text and ", " not in text
+    assert "description" not in data and data["name"] == "archival"
     assert first.model_copy(update={"description": "other words"}).hash == first.hash
 
 
@@ -50,3 +55,18 @@ def test_settings_from_environment_and_file(tmp_path, monkeypatch):
     monkeypatch.setenv("RESTORIUM_SHARD_SIZE", "0")
     with pytest.raises(ValueError):
         Settings()
+
+
+@pytest.mark.parametrize("name", list_presets())
+def test_every_preset_loads_with_its_own_name(name):
+    recipe = load_recipe(name)
+    assert recipe.name == name and recipe.description
+    assert recipe.upscale.model  # every preset upscales with a named model
+
+
+def test_presets_cover_the_documented_set_and_differ():
+    names = set(list_presets())
+    assert {"archival", "archival-faithful", "portrait", "document", "landscape"} <= names
+    assert len({load_recipe(n).hash for n in names}) == len(names)
+    assert load_recipe("archival-faithful").tone.auto is False  # tone and colour kept as scanned
+    assert load_recipe("portrait").faces.enabled is True

@@ -8,10 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 RESTORIUM = [sys.executable, "-m", "flows.cli"]
+
+
+def _counts(summary: dict) -> dict:
+    return {k: v for k, v in summary["counts"].items() if k != "flagged"}
 
 
 def _cli(*args: str, env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess:
@@ -41,11 +46,11 @@ def test_run_json_then_audit_from_catalog_and_from_file(tmp_path, env, shared_da
 
     assert run.returncode == 1, run.stderr  # the batch finished, one scan failed
     summary = json.loads(run.stdout)  # stdout holds only the JSON (progress goes to stderr)
-    assert summary["counts"] == {"scans": 2, "ingested": 2, "mastered": 1, "unchanged": 0, "failed": 1}
+    assert _counts(summary) == {"scans": 2, "ingested": 2, "mastered": 1, "unchanged": 0, "failed": 1}
     by_name = {Path(s["path"]).name: s for s in summary["scans"]}
     assert by_name["blank.jpg"] == {"path": str(scans / "blank.jpg"), "sha256": by_name["blank.jpg"]["sha256"],
                                     "outcome": "failed", "master": None, "access": None,
-                                    "reason": "zero-byte file"}
+                                    "reason": "zero-byte file", "verdict": "fail", "flags": []}
     master = by_name["photo.png"]["master"]
     assert Path(master).is_file() and Path(by_name["photo.png"]["access"]).is_file()
     assert (tmp_path / "archive" / "reports" / f"run-{summary['run_uuid']}.json").is_file()
@@ -92,3 +97,28 @@ def test_models_list_shows_the_shared_weights(env, shared_models):
     assert rows["realesr-general-x4v3"]["sha256"] == (
         "abfdb8b42866ea77a7b30091d8ef0134179a0cf5418315b1d2ccb861317d4952")
     assert rows["RealESRGAN_x2plus"]["present"] is False
+
+
+def test_qa_command_reports_findings_per_file(tmp_path, env, shared_data):
+    from tasks import samples
+
+    clean = np.asarray(Image.open(shared_data / "sr_gt/McMaster/4.tif").convert("RGB"))
+    Image.fromarray(samples.motion_blur(clean, 15, 30)).save(tmp_path / "shaken.png")
+    Image.fromarray(samples.add_noise(clean, 20, seed=1)).save(tmp_path / "grainy.png")
+    data = (shared_data / "edge_cases/0014.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+
+    result = _cli("qa", str(tmp_path), "--json", "--profile", "fadgi-3star-photo", env=env, timeout=300)
+
+    assert result.returncode == 1, result.stderr  # a file failed
+    by_name = {Path(r["path"]).name: r for r in json.loads(result.stdout)}
+    shaken = by_name["shaken.png"]["findings"]
+    assert shaken["blur"]["type"] == "motion" and abs(shaken["blur"]["angle_deg"] - 30) < 10
+    assert shaken["blur"]["length_px"] > 8
+    grainy = by_name["grainy.png"]
+    assert 15 < grainy["findings"]["noise_sigma"] < 25 and any(r.startswith("noisy") for r in grainy["reasons"])
+    for key in ("scratches", "jpeg_blockiness", "clipping", "contrast", "color_cast", "skew_deg"):
+        assert key in grainy["findings"]
+    assert grainy["verdict"] == "fail"  # an 8-bit PNG is not a FADGI 3-star master
+    assert any("fadgi-3star-photo" in r for r in grainy["reasons"])
+    assert by_name["cut.jpg"]["verdict"] == "fail" and "damaged JPEG" in by_name["cut.jpg"]["reasons"][0]

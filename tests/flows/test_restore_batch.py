@@ -32,6 +32,11 @@ def prefect_and_ray():
     shutdown()
 
 
+def _counts(summary: dict) -> dict:
+    """The outcome counts (flagged masters are counted among the mastered, and on their own)."""
+    return {k: v for k, v in summary["counts"].items() if k != "flagged"}
+
+
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -67,7 +72,7 @@ def test_batch_masters_reports_failures_and_reruns_as_unchanged(tmp_path, scans,
 
     first = restore_batch(str(scans), settings=settings)
 
-    assert first["counts"] == {"scans": 6, "ingested": 5, "mastered": 3, "unchanged": 1, "failed": 2}
+    assert _counts(first) == {"scans": 6, "ingested": 5, "mastered": 3, "unchanged": 1, "failed": 2}
     scan = _by_name(first)
     assert scan["empty.tif"]["reason"] == "zero-byte file"
     assert "damaged JPEG" in scan["truncated.jpg"]["reason"]
@@ -95,7 +100,7 @@ def test_batch_masters_reports_failures_and_reruns_as_unchanged(tmp_path, scans,
 
     second = restore_batch(str(scans), settings=settings)
 
-    assert second["counts"] == {"scans": 6, "ingested": 0, "mastered": 0, "unchanged": 4, "failed": 2}
+    assert _counts(second) == {"scans": 6, "ingested": 0, "mastered": 0, "unchanged": 4, "failed": 2}
     with Catalog.open(f"sqlite:///{tmp_path / 'archive/catalog.sqlite'}") as catalog:
         assert catalog.count_rows() == rows  # not one new row, not even a run
     after = sorted(p for p in (tmp_path / "archive").rglob("*") if p.is_file() and "reports" not in p.parts)
@@ -132,3 +137,47 @@ def test_catalog_on_postgresql(tmp_path, scans, shared_models, postgres_url):
     assert second["counts"]["unchanged"] == 3
     with Catalog.open(postgres_url) as catalog:
         assert catalog.count_rows() == rows
+
+
+def test_qa_gate_near_duplicates_review_sheets_and_qa_report(tmp_path, shared_data, shared_models):
+    folder = tmp_path / "gate"
+    folder.mkdir()
+    photo = Image.open(shared_data / "old_photos/old/f.png").convert("RGB").crop((200, 200, 296, 272))
+    photo.save(folder / "print.png")
+    photo.save(folder / "print_again.jpg", quality=92)  # the same picture, other bytes: a near-duplicate
+    rgb16 = np.asarray(photo).astype(np.uint16) * 257
+    tifffile.imwrite(folder / "master_grade.tif", rgb16, photometric="rgb", resolution=(600, 600),
+                     resolutionunit="INCH", extratags=[(34675, "B", len(_ICC), _ICC, True)])
+
+    settings = _settings(tmp_path, shared_models, capture_profile="fadgi-3star-photo")
+    first = restore_batch(str(folder), settings=settings)
+
+    scan = _by_name(first)
+    # FADGI 3-star asks for 16-bit TIFF with a profile: the PNG and JPEG fail the gate, the TIFF passes
+    for name in ("print.png", "print_again.jpg"):
+        assert scan[name]["outcome"] == "failed" and scan[name]["verdict"] == "fail"
+        assert scan[name]["reason"].startswith("QA gate (fadgi-3star-photo)")
+    assert scan["master_grade.tif"]["outcome"] == "mastered"
+    report = Path(first["qa_report"])
+    assert report.is_file() and "fadgi-3star-photo" in report.read_text()
+    with Catalog.open(f"sqlite:///{tmp_path / 'archive/catalog.sqlite'}") as catalog:
+        rows = catalog.count_rows()
+        record = catalog.audit(sha256=_sha(Path(scan["master_grade.tif"]["master"])))
+    steps = [s.step for s in record.steps]
+    assert "fidelity-guard" in steps and steps[-1] == "tag"
+    review = tmp_path / "archive/reviews" / Path(scan["master_grade.tif"]["master"]).with_suffix(".png").name
+    assert review.is_file() and Image.open(review).size[0] > 2 * 96
+
+    again = restore_batch(str(folder), settings=settings)  # rejected scans stay rejected, nothing added
+    assert _counts(again)["failed"] == 2 and _counts(again)["unchanged"] == 1
+    with Catalog.open(f"sqlite:///{tmp_path / 'archive/catalog.sqlite'}") as catalog:
+        assert catalog.count_rows() == rows
+
+    lenient = restore_batch(str(folder), settings=_settings(tmp_path, shared_models))
+    scan = _by_name(lenient)
+    flags = scan["print.png"]["flags"] + scan["print_again.jpg"]["flags"]
+    assert any(f.startswith("near-duplicate of") for f in flags), flags
+
+
+_ICC = __import__("PIL.ImageCms", fromlist=["ImageCms"]).ImageCmsProfile(
+    __import__("PIL.ImageCms", fromlist=["ImageCms"]).createProfile("sRGB")).tobytes()

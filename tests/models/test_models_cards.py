@@ -27,7 +27,7 @@ def test_known_cards() -> None:
 
 @pytest.mark.parametrize("card", list(CARDS.values()), ids=list(CARDS))
 def test_card_is_consistent(card) -> None:
-    assert card.filename.endswith(".pth")
+    assert card.filename.endswith(".onnx" if card.architecture == "YuNet" else ".pth")
     assert card.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", card.sha256)
     assert card.sha256 is None or card.url is not None, "a published hash without a URL verifies nothing"
     kw = card.arch_kwargs

@@ -47,6 +47,7 @@ def _job(original: Path, out: Path, recipe_name: str = "archival", **target) -> 
         derivation_key=key, run_uuid="run-1", recipe=recipe.model_dump(mode="json"), recipe_hash=recipe.hash,
         master_path=str(out / "masters" / f"{original.stem}.tif"),
         access_path=str(out / "access" / f"{original.stem}.jpg"),
+        review_path=str(out / "reviews" / f"{original.stem}.png"),
         prior_steps=ingest_steps(facts, [SOFTWARE]), max_pixels=10**8,
     )
 
@@ -71,8 +72,12 @@ def test_16bit_tiff_with_profile_becomes_a_16bit_master_with_provenance(tmp_path
     with tifffile.TiffFile(outcome.master.path) as tif:
         assert bytes(tif.pages.first.tags[34675].value) == icc
     assert Path(outcome.access.path).is_file() and outcome.access.format == "JPEG"
-    assert [s.step for s in outcome.steps] == ["qa", "upscale", "finish", "tag"] or \
-        [s.step for s in outcome.steps] == ["qa", "denoise", "upscale", "finish", "tag"]
+    order = ["qa", "levels", "clahe", "white-balance", "inpaint", "denoise", "deblur", "upscale",
+             "finish", "fidelity-guard", "tag"]
+    steps = [s.step for s in outcome.steps]
+    assert steps == sorted(steps, key=order.index)  # the practitioners' order, whatever was needed
+    assert {"qa", "upscale", "finish", "fidelity-guard", "tag"} <= set(steps)
+    assert outcome.review is not None and Path(outcome.review.path).is_file()
     assert outcome.timings["model"] > 0 and outcome.resolved_recipe["upscale"]["width"] == 160
     # the master's XMP alone tells the same story the worker reported
     record = read_provenance(Path(outcome.master.path))
@@ -138,3 +143,17 @@ def test_nlmeans_fallback_removes_real_noise(shared_data):
     restored = denoise_nlmeans(noisy, 15.0)
     gain = peak_signal_noise_ratio(clean, restored, data_range=1) - peak_signal_noise_ratio(clean, noisy, data_range=1)
     assert gain > 3.0, f"non-local means gained only {gain:.2f} dB"
+
+
+def test_portrait_keeps_faces_closer_to_the_scan(tmp_path, shared_data, shared_models, kit):
+    from models.faces import FaceDetector
+
+    face_kit = Toolkit(upscalers=kit.upscalers, denoiser=kit.denoiser, software=kit.software, host=kit.host,
+                       faces=FaceDetector(resolve("face_detection_yunet", shared_models).path, score_threshold=0.5))
+    original = tmp_path / "lincoln.png"
+    Image.open(shared_data / "real_lowquality/Lincoln.png").convert("RGB").save(original)
+    outcome = process_scan(_job(original, tmp_path, "portrait"), face_kit)
+    assert outcome.status == "mastered", outcome.reason
+    step = next(s for s in outcome.steps if s.step == "face-protection")
+    assert len(step.parameters["faces"]) >= 1 and step.parameters["ai_share"] == 0.4
+    assert any(a.name == "face_detection_yunet" and a.weights_sha256 for a in step.agents)

@@ -51,3 +51,47 @@ def test_resolved_recipe_records_every_value_used():
     assert resolved["denoise"] == {"method": "ffdnet", "sigma": 8.0}
     assert (resolved["upscale"]["width"], resolved["upscale"]["height"]) == (128, 96)
     assert resolved["finish"]["fidelity_blend"] == ARCHIVAL.finish.fidelity_blend
+
+
+FADED_CAST = {"noise_sigma": 6.0, "contrast": 0.35, "color_cast": {"a": 2.0, "b": 9.0, "magnitude": 9.2},
+              "scratches": {"count": 3, "coverage": 0.004, "dust_count": 0},
+              "blur": {"type": "motion", "score": 4.0, "sigma_px": None, "angle_deg": 30.0, "length_px": 12.0}}
+ALL_PROBLEMS = {"faded", "color_cast", "scratches", "motion_blur"}
+
+
+def test_each_step_acts_only_on_what_qa_found():
+    nothing = plan_scan(ARCHIVAL, FADED_CAST, 64, 64, model_scale=4, denoiser_available=True)
+    assert (nothing.levels, nothing.white_balance, nothing.inpaint, nothing.deblur) == (None, None, None, None)
+    plan = plan_scan(ARCHIVAL, FADED_CAST, 64, 64, model_scale=4, denoiser_available=True,
+                     problems=ALL_PROBLEMS, has_mask=True)
+    assert plan.levels["strength"] == ARCHIVAL.tone.levels_strength
+    assert plan.white_balance == {"method": "grey-edge", "strength": ARCHIVAL.tone.white_balance_strength}
+    assert plan.inpaint["method"] == "telea"
+    assert plan.deblur["blur"]["type"] == "motion" and plan.deblur["strength"] == ARCHIVAL.deblur.strength
+    # deconvolution is told the noise left after denoising: sqrt(6^2 - 4.8^2) = 3.6
+    assert plan.deblur["noise_sigma"] == pytest.approx(3.6, abs=0.01)
+    reasons = " ".join(plan.reasons)
+    for word in ("levels", "white balance", "cleanup", "deblur", "denoise", "upscale"):
+        assert word in reasons
+    no_mask = plan_scan(ARCHIVAL, FADED_CAST, 64, 64, model_scale=4, denoiser_available=True,
+                        problems=ALL_PROBLEMS, has_mask=False)
+    assert no_mask.inpaint is None  # nothing to inpaint without a mask
+
+
+def test_archival_faithful_keeps_tone_and_colour_as_scanned():
+    faithful = load_recipe("archival-faithful")
+    plan = plan_scan(faithful, FADED_CAST, 64, 64, model_scale=4, denoiser_available=True,
+                     problems=ALL_PROBLEMS, has_mask=True)
+    assert plan.levels is None and plan.white_balance is None and plan.clahe is None
+    assert any("kept as scanned" in r for r in plan.reasons)
+    assert plan.inpaint is not None  # dust and scratches are not tone: still cleaned
+
+
+def test_faces_need_the_recipe_and_the_detector():
+    portrait = load_recipe("portrait")
+    assert plan_scan(ARCHIVAL, {}, 64, 64, model_scale=4, denoiser_available=True,
+                     face_detector_available=True).faces is None
+    assert plan_scan(portrait, {}, 64, 64, model_scale=4, denoiser_available=True,
+                     face_detector_available=False).faces is None
+    plan = plan_scan(portrait, {}, 64, 64, model_scale=4, denoiser_available=True, face_detector_available=True)
+    assert plan.faces == {"score_threshold": 0.8, "ai_share": 0.4}

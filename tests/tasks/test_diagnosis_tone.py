@@ -1,0 +1,58 @@
+"""Clipping, contrast and colour cast on real photos with known tone changes."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from tasks import samples
+from tasks.diagnosis.tone import FADED_CONTRAST, cast_is_reported, clipping, colour_cast, contrast, hue_name
+from tasks.diagnosis.views import Views
+from tasks.imageio import DecodedImage, decode
+
+
+def _views(pixels: np.ndarray) -> Views:
+    return Views(DecodedImage(pixels, None, 16 if pixels.dtype == np.uint16 else 8, None, None))
+
+
+@pytest.fixture(scope="module")
+def clean(shared_data) -> np.ndarray:
+    return decode(shared_data / "sr_gt/CBSD68/102061.png", max_pixels=10**9).pixels
+
+
+def test_warm_and_cool_casts_on_a_monochrome_print(clean):
+    print_ = cv2.cvtColor(cv2.cvtColor(clean, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    neutral, spread = colour_cast(_views(print_))
+    assert neutral["magnitude"] < 1 and not cast_is_reported(neutral, spread)
+    warm, spread = colour_cast(_views(samples.colour_cast(print_, 0.06)))
+    assert warm["b"] > 5 and cast_is_reported(warm, spread)
+    assert hue_name(warm["a"], warm["b"]) in ("yellow", "orange")
+    cool, _ = colour_cast(_views(samples.colour_cast(print_, -0.06)))
+    assert cool["b"] < -5
+
+
+def test_warm_cast_raises_b_on_a_colour_photo(clean):
+    before, _ = colour_cast(_views(clean))
+    after, _ = colour_cast(_views(samples.colour_cast(clean, 0.06)))
+    assert after["b"] > before["b"] + 5
+
+
+def test_grayscale_has_no_cast(clean):
+    gray = cv2.cvtColor(clean, cv2.COLOR_RGB2GRAY)
+    assert colour_cast(_views(gray))[0] == {"a": 0.0, "b": 0.0, "magnitude": 0.0}
+
+
+def test_fading_lowers_contrast(clean):
+    assert contrast(_views(clean)) > FADED_CONTRAST > contrast(_views(samples.fade(clean, 0.6)))
+
+
+def test_clipping_per_channel_and_in_16bit(clean):
+    px = clean.copy()
+    px[:50, :100, 0] = 255  # 5000 px of red blown out
+    px[-20:, :, :] = 0
+    shares = clipping(_views(px))
+    n = px.shape[0] * px.shape[1]
+    assert shares["white"][0] >= 5000 / n and shares["white"][1] < shares["white"][0]
+    assert all(s >= 20 * px.shape[1] / n for s in shares["black"])
+    assert clipping(_views(px.astype(np.uint16) * 257)) == shares
