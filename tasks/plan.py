@@ -19,6 +19,9 @@ from config.recipe import Recipe
 FFDNET_MODEL = "ffdnet_color"
 FACE_MODEL = "face_detection_yunet"
 MAX_MODEL_PASSES = 2
+# Defocus (Gaussian sigma, scan pixels) the Real-ESRGAN models undo on their own; measured with
+# bench/quality.py (x4 + blur sigma 1: model alone 25.9 dB, Wiener first 24.4 dB).
+MODEL_HANDLES_DEFOCUS_PX = 2.0
 
 # Problem flags QA raises (tasks.qa.QAReport.problems) that the planner acts on.
 FADED, CAST, SCRATCHES, DUST, MOTION_BLUR, DEFOCUS_BLUR = (
@@ -86,11 +89,11 @@ def plan_scan(
     face_detector_available: bool = False,
 ) -> Plan:
     plan = Plan()
+    _plan_upscale(plan, recipe, width, height, model_scale)  # first: deblurring depends on it
     _plan_tone(plan, recipe, findings, problems)
     _plan_cleanup(plan, recipe, findings, problems, has_mask)
     _plan_denoise(plan, recipe, findings, denoiser_available)
     _plan_deblur(plan, recipe, findings, problems)
-    _plan_upscale(plan, recipe, width, height, model_scale)
     _plan_faces(plan, recipe, face_detector_available)
     fin = recipe.finish
     plan.finish = {"color_transfer": fin.color_transfer, "fidelity_blend": fin.fidelity_blend,
@@ -166,6 +169,13 @@ def _plan_deblur(plan: Plan, recipe: Recipe, findings: dict[str, Any], problems:
     kind = {MOTION_BLUR: "motion", DEFOCUS_BLUR: "defocus"}
     found = [kind[p] for p in (MOTION_BLUR, DEFOCUS_BLUR) if p in problems]
     if not found or not step.auto or step.strength <= 0:
+        return
+    sigma = blur.get("sigma_px") or 0.0
+    if found[0] == "defocus" and plan.model_passes and sigma <= MODEL_HANDLES_DEFOCUS_PX:
+        # Real-ESRGAN is trained on blurred inputs and sharpens mild defocus itself; deconvolving
+        # first overshoots (bench/quality.py: -1.5 dB on x4+blur), so leave it to the model.
+        plan.reasons.append(f"deblur: skipped, defocus sigma {sigma:.1f} px is within what "
+                            f"{plan.upscale_model} restores itself (<= {MODEL_HANDLES_DEFOCUS_PX} px)")
         return
     # Deconvolution sees the noise left after denoising, not the scan's.
     measured = float(findings.get("noise_sigma", 0.0))

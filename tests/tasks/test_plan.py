@@ -35,7 +35,7 @@ def test_model_passes_are_minimal():
 
 def test_denoise_strength_follows_measured_noise():
     quiet = plan_scan(ARCHIVAL, {"noise_sigma": 1.0}, 64, 64, model_scale=4, denoiser_available=True)
-    assert quiet.denoise_method == "off" and "skipped" in quiet.reasons[0]
+    assert quiet.denoise_method == "off" and any(r.startswith("denoise: skipped") for r in quiet.reasons)
     grainy = plan_scan(ARCHIVAL, {"noise_sigma": 10.0}, 64, 64, model_scale=4, denoiser_available=True)
     assert (grainy.denoise_method, grainy.denoise_sigma) == ("ffdnet", 8.0)
     very = plan_scan(ARCHIVAL, {"noise_sigma": 40.0}, 64, 64, model_scale=4, denoiser_available=True)
@@ -95,3 +95,15 @@ def test_faces_need_the_recipe_and_the_detector():
                      face_detector_available=False).faces is None
     plan = plan_scan(portrait, {}, 64, 64, model_scale=4, denoiser_available=True, face_detector_available=True)
     assert plan.faces == {"score_threshold": 0.8, "ai_share": 0.4}
+
+
+def test_mild_defocus_is_left_to_the_model_but_not_without_one():
+    mild = {"blur": {"type": "defocus", "score": 3.0, "sigma_px": 1.2, "angle_deg": None, "length_px": None}}
+    upscaled = plan_scan(ARCHIVAL, mild, 64, 64, model_scale=4, denoiser_available=True, problems={"defocus_blur"})
+    assert upscaled.deblur is None and any("restores itself" in r for r in upscaled.reasons)
+    same_size = ARCHIVAL.with_target(long_edge=64)
+    kept = plan_scan(same_size, mild, 64, 64, model_scale=4, denoiser_available=True, problems={"defocus_blur"})
+    assert kept.deblur is not None  # no model pass follows: deconvolution is the only help
+    strong = {"blur": {**mild["blur"], "sigma_px": 3.5}}
+    assert plan_scan(ARCHIVAL, strong, 64, 64, model_scale=4, denoiser_available=True,
+                     problems={"defocus_blur"}).deblur is not None
