@@ -45,7 +45,8 @@ def upsert_agents(conn: Connection, agents: Iterable[AgentInfo]) -> dict[str, in
     keys = sorted(by_key)  # a fixed order: concurrent writers take row locks alike
     insert_ignore(conn, Agent.__table__, [
         {"key": k, "kind": by_key[k].kind, "name": by_key[k].name, "version": by_key[k].version or "",
-         "architecture": by_key[k].architecture or "", "weights_sha256": by_key[k].weights_sha256 or ""}
+         "architecture": by_key[k].architecture or "", "weights_sha256": by_key[k].weights_sha256 or "",
+         "details": dict(by_key[k].details) or None}
         for k in keys
     ])
     ids: dict[str, int] = {}
@@ -104,14 +105,15 @@ def load_steps(conn: Connection, ids: Iterable[int]) -> dict[int, StepRecord]:
     for part in chunked(ids):
         rows.extend(conn.execute(select(Event.__table__).where(Event.id.in_(part))))
         links = conn.execute(
-            select(EventAgent.event_id, Agent.kind, Agent.name, Agent.version, Agent.architecture, Agent.weights_sha256)
+            select(EventAgent.event_id, Agent.kind, Agent.name, Agent.version, Agent.architecture,
+                   Agent.weights_sha256, Agent.details)
             .join(Agent, Agent.id == EventAgent.agent_id)
             .where(EventAgent.event_id.in_(part))
             .order_by(EventAgent.event_id, EventAgent.position)
         )
-        for event_id, kind, name, version, architecture, weights in links:
-            agents[event_id].append(AgentInfo(kind=kind, name=name, version=version,
-                                              architecture=architecture, weights_sha256=weights))
+        for event_id, kind, name, version, architecture, weights, details in links:
+            agents[event_id].append(AgentInfo(kind=kind, name=name, version=version, architecture=architecture,
+                                              weights_sha256=weights, details=dict(details or {})))
     rows.sort(key=lambda row: (row.occurred_at, row.id))
     return {
         row.id: StepRecord(

@@ -13,7 +13,11 @@ from sqlalchemy import Connection, Row, select
 from catalog.events import load_steps
 from catalog.schema import Event, EventFile, File, Item, Run
 from catalog.sql import unique
-from tasks.types import DIGEST, INGESTION, AgentInfo, AuditRecord, StepRecord
+from tasks.types import APPROVAL, DIGEST, FIXITY_CHECK, INGESTION, REJECTION, REPRODUCTION, AgentInfo, AuditRecord, StepRecord
+
+# Events about a file once it exists: never part of how it was made (and an original may gather
+# years of fixity checks, which the audit need not read).
+LATER_TYPES = (FIXITY_CHECK, APPROVAL, REJECTION, REPRODUCTION)
 
 
 def audit(conn: Connection, *, master_path: str | None = None, sha256: str | None = None) -> AuditRecord | None:
@@ -47,8 +51,11 @@ def audit(conn: Connection, *, master_path: str | None = None, sha256: str | Non
     software = next(
         (a for s in steps[::-1] for a in s.agents if a.kind == "software"), None
     )  # the latest software agent: the one that made the master, not an older ingest
+    master_facts = {"uuid": master.uuid, "path": master.path, "sha256": master.sha256}
+    if master.pixel_sha256:  # masters written since pixel digests exist (the XMP holds it too)
+        master_facts["pixel_sha256"] = master.pixel_sha256
     return AuditRecord(
-        master={"uuid": master.uuid, "path": master.path, "sha256": master.sha256},
+        master=master_facts,
         original={"uuid": original.uuid, "path": original.path, "sha256": original.sha256,
                   "item_uuid": original.item_uuid, "identifier": original.identifier},
         derivation_key=master.derivation_key,
@@ -70,14 +77,19 @@ def _ingest_steps(conn: Connection, original_id: int) -> list[StepRecord]:
 
 
 def _derivation_steps(conn: Connection, master: Row[Any], original_id: int) -> list[StepRecord]:
+    return list(load_steps(conn, derivation_event_ids(conn, master, original_id)).values())
+
+
+def derivation_event_ids(conn: Connection, master: Row[Any], original_id: int) -> list[int]:
     """The events that made this file: the steps on its original that name its derivation key
     (the driver puts it in every step's parameters), recorded in the file's run, plus any event
     that output the file. Failed attempts (an error in an earlier run, or a validation failure)
-    share the derivation key but did not make the file, so they are left out."""
+    share the derivation key but did not make the file, so they are left out; so are events on
+    the file after it was made (fixity checks, approvals), which name no derivation key."""
     rows = conn.execute(
         select(Event.id, Event.type, Event.outcome, Event.run_id, Event.parameters, EventFile.file_id, EventFile.role)
         .join(EventFile, EventFile.event_id == Event.id)
-        .where(EventFile.file_id.in_((original_id, master.id)))
+        .where(EventFile.file_id.in_((original_id, master.id)), Event.type.not_in(LATER_TYPES))
     ).all()
     ids = []
     for row in rows:
@@ -87,7 +99,7 @@ def _derivation_steps(conn: Connection, master: Row[Any], original_id: int) -> l
               and (row.parameters or {}).get("derivation_key") == master.derivation_key
               and (master.run_id is None or row.run_id == master.run_id)):
             ids.append(row.id)
-    return list(load_steps(conn, unique(ids)).values())
+    return unique(ids)
 
 
 def _models(steps: list[StepRecord]) -> list[AgentInfo]:

@@ -15,12 +15,17 @@ from typing import Any, Self
 
 from sqlalchemy import Connection, Engine, func, select, update
 
-from catalog import provenance
+from catalog import items, provenance
 from catalog.db import CatalogError, make_engine, upgrade, write_transaction
-from catalog.events import StepWrite, check_step, load_steps, record_steps
-from catalog.schema import RUN_STATUSES, TABLES, Event, EventFile, File, Item, Run, utcnow
-from catalog.sql import chunked, derived_key, insert_ignore, insert_ignore_one, item_uuid, original_key, original_uuid, unique
-from tasks.types import DIGEST, INGESTION, VALIDATION, AuditRecord, OriginalFacts, ScanOutcome, StepRecord, WrittenFile
+from catalog.events import StepWrite, check_step, load_steps, record_steps, upsert_agents
+from catalog.schema import RUN_STATUSES, TABLES, Event, EventFile, File, FileModel, Item, Run, utcnow
+from catalog.sql import (
+    agent_key, chunked, derived_key, insert_ignore, insert_ignore_one, item_uuid, original_key, original_uuid, unique,
+)
+from tasks.records import ItemRecord
+from tasks.types import (
+    DIGEST, INGESTION, VALIDATION, AgentInfo, AuditRecord, OriginalFacts, ScanOutcome, StepRecord, WrittenFile,
+)
 
 INGEST_TYPES = (INGESTION, DIGEST)
 
@@ -204,6 +209,7 @@ class Catalog:
             run_id = _run_id(conn, run_uuid)
             originals = _original_rows(conn, [o.original_sha256 for o in outcomes])
             writes: list[StepWrite] = []
+            made_with: list[tuple[int, AgentInfo]] = []  # (derived file id, model agent)
             for outcome in sorted(outcomes, key=lambda o: o.derivation_key):
                 original = originals.get(outcome.original_sha256)
                 if original is None:
@@ -222,7 +228,12 @@ class Catalog:
                     if i == len(outcome.steps) - 1:
                         files += [(file_id, "output") for file_id in outputs]
                     writes.append(StepWrite(step, item_id, run_id, files))
+                if outcome.status == "mastered" and outputs:
+                    models = unique(a for step in outcome.steps if step.outcome != "failure"
+                                    for a in step.agents if a.kind == "model")
+                    made_with.extend((outputs[0], model) for model in models)  # outputs[0]: the master
             record_steps(conn, writes)
+            _link_models(conn, made_with)
 
     # Queries
 
@@ -230,6 +241,48 @@ class Catalog:
         """How a master was made (see catalog.provenance.audit)."""
         with self.engine.connect() as conn:
             return provenance.audit(conn, master_path=master_path, sha256=sha256)
+
+    def run_recipe(self, run_uuid: str) -> dict[str, Any] | None:
+        """The recipe a run was asked for (overrides included), its hash and settings."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(Run.recipe, Run.recipe_hash, Run.recipe_name, Run.settings,
+                                      Run.software_version).where(Run.uuid == run_uuid)).one_or_none()
+        return None if row is None else {"recipe": row.recipe, "hash": row.recipe_hash, "name": row.recipe_name,
+                                         "settings": row.settings, "software_version": row.software_version}
+
+    # Preservation: whole items, later events, fixity, search (see catalog.items)
+
+    def item_record(self, item_uuid: str) -> ItemRecord | None:
+        with self.engine.connect() as conn:
+            return items.item_record(conn, item_uuid)
+
+    def items_named(self, ref: str) -> list[tuple[str, str]]:
+        with self.engine.connect() as conn:
+            return items.items_named(conn, ref)
+
+    def file_ref(self, *, path: str | None = None, sha256: str | None = None,
+                 roles: Sequence[str] = ("master", "access", "review", "original")) -> items.FileRef | None:
+        with self.engine.connect() as conn:
+            return items.file_ref(conn, path=path, sha256=sha256, roles=tuple(roles))
+
+    def record_file_events(self, entries: Sequence[tuple[str, StepRecord]]) -> int:
+        """Append events about existing files (one transaction); returns how many were new."""
+        for _, step in entries:
+            check_step(step)
+        with write_transaction(self.engine) as conn:
+            return items.record_file_events(conn, entries)
+
+    def later_events(self, file_uuid: str) -> list[StepRecord]:
+        with self.engine.connect() as conn:
+            return items.later_events(conn, file_uuid)
+
+    def fixity_candidates(self, checked_before: dt.datetime | None = None) -> list[items.FileRef]:
+        with self.engine.connect() as conn:
+            return items.fixity_candidates(conn, checked_before)
+
+    def search_masters(self, **filters: Any) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return items.search_masters(conn, **filters)
 
     def count_rows(self) -> dict[str, int]:
         with self.engine.connect() as conn:
@@ -321,11 +374,26 @@ def _insert_derived(conn: Connection, written: WrittenFile, outcome: ScanOutcome
         "recipe_name": outcome.resolved_recipe["name"],
         "recipe_hash": outcome.steps[0].parameters["recipe_hash"],
         "resolved_recipe": outcome.resolved_recipe, "plan_reasons": list(outcome.plan_reasons),
+        "pixel_sha256": written.pixel_sha256 or None,
     }])
     file_id = conn.execute(select(File.id).where(File.key == key)).scalar_one_or_none()
     if file_id is None:  # the insert collided on the uuid, not on the key
         raise CatalogError(f"{written.role} {written.path}: uuid {written.uuid} already names another file")
     return file_id
+
+
+def _link_models(conn: Connection, made_with: list[tuple[int, AgentInfo]]) -> None:
+    """file_models rows: which model agents made each master (for `find --model`)."""
+    if not made_with:
+        return
+    ids = upsert_agents(conn, (model for _, model in made_with))
+    made_at: dict[int, Any] = {}
+    for part in chunked(unique(file_id for file_id, _ in made_with)):
+        made_at.update(conn.execute(select(File.id, File.created_at).where(File.id.in_(part))).all())
+    insert_ignore(conn, FileModel.__table__, [
+        {"agent_id": ids[agent_key(model)], "file_id": file_id, "created_at": made_at[file_id]}
+        for file_id, model in unique(made_with)
+    ])
 
 
 def _check_outcome(outcome: ScanOutcome) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -72,6 +73,8 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
             return None
         if value.tzinfo is None:
             return value.replace(tzinfo=dt.UTC)
+        if value.tzinfo is dt.UTC:  # already (PostgreSQL sessions are set to UTC): no conversion
+            return value
         return value.astimezone(dt.UTC)
 
 
@@ -117,7 +120,12 @@ class Run(Base):
 
 class File(Base):
     __tablename__ = "files"
-    __table_args__ = (CheckConstraint(_in("role", FILE_ROLES), name="role"),)
+    __table_args__ = (
+        CheckConstraint(_in("role", FILE_ROLES), name="role"),
+        # `find`: masters by date, and by recipe hash and date (most selective first).
+        Index("ix_files_role_created_at", "role", "created_at"),
+        Index("ix_files_role_recipe_hash_created_at", "role", "recipe_hash", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True)
@@ -147,6 +155,8 @@ class File(Base):
     recipe_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     resolved_recipe: Mapped[dict[str, Any] | None]
     plan_reasons: Mapped[list[Any] | None]
+    # Masters: sha256 of the decoded pixels (tasks.digest), the identity `reproduce` compares.
+    pixel_sha256: Mapped[str | None] = mapped_column(String(64))
 
 
 class Agent(Base):
@@ -157,10 +167,13 @@ class Agent(Base):
     # agents always collide on this key (PostgreSQL treats NULLs as distinct).
     key: Mapped[str] = mapped_column(String(64), unique=True)
     kind: Mapped[str] = mapped_column(String(16))
-    name: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(255), index=True)  # `find --model`
     version: Mapped[str] = mapped_column(String(128), default="")
     architecture: Mapped[str] = mapped_column(String(255), default="")
     weights_sha256: Mapped[str] = mapped_column(String(64), default="")
+    # AgentInfo.details (git commit, licence, CPU/GPU and driver ...); NULL for none. Part of the
+    # key only when present, so rows stored before this column keep their key.
+    details: Mapped[dict[str, Any] | None]
 
 
 class Event(Base):
@@ -187,6 +200,19 @@ class EventFile(Base):
     event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), primary_key=True)
     file_id: Mapped[int] = mapped_column(ForeignKey("files.id"), primary_key=True, index=True)
     role: Mapped[str] = mapped_column(String(8), primary_key=True)
+
+
+class FileModel(Base):
+    """Which model agents made a master: written with the master, so `find --model` needs no walk
+    through events. The master's creation time is repeated here so that "masters of this model
+    since DATE, newest first" is one range of the (agent, created_at) index."""
+
+    __tablename__ = "file_models"
+    __table_args__ = (Index("ix_file_models_agent_id_created_at", "agent_id", "created_at"),)
+
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"), primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id"), primary_key=True, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)  # = files.created_at of the master
 
 
 class EventAgent(Base):

@@ -76,9 +76,17 @@ def original_uuid(sha256: str) -> str:
 
 
 def agent_key(agent: AgentInfo) -> str:
-    """sha256 of the canonical identity (a JSON list: no separator can be ambiguous)."""
-    identity = [agent.kind, agent.name, agent.version or "", agent.architecture or "", agent.weights_sha256 or ""]
-    return hashlib.sha256(json.dumps(identity, ensure_ascii=False).encode()).hexdigest()
+    """sha256 of the canonical identity (a JSON list: no separator can be ambiguous).
+
+    Details join the identity only when there are some: an agent without details keeps the key
+    it had before details existed (no duplicate rows in an older catalog), and two agents that
+    differ only in details (another commit, another GPU driver) are two rows, so the catalog
+    gives back exactly the agent each event recorded."""
+    identity: list[Any] = [agent.kind, agent.name, agent.version or "", agent.architecture or "",
+                           agent.weights_sha256 or ""]
+    if agent.details:
+        identity.append(dict(sorted(agent.details.items())))
+    return hashlib.sha256(json.dumps(identity, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
 
 
 # Event times: StepRecord.when is ISO 8601 UTC text; the catalog stores an aware datetime.

@@ -21,8 +21,9 @@ import tifffile
 from PIL import Image
 
 from tasks.atomic import atomic_write, sha256_file
+from tasks.digest import pixel_digest
 from tasks.types import AuditRecord, WrittenFile
-from tasks.xmp import SourceMetadata, software_label, embed
+from tasks.xmp import PIXEL_DIGEST_KEY, SourceMetadata, embed, software_label
 
 Compression = Literal["deflate", "lzw", "none"]
 
@@ -57,6 +58,9 @@ def write_master(
         raise ValueError(f"{path}: ppi must be positive, got {ppi}")
     data = img.pixels if img.alpha is None else np.dstack([img.pixels, img.alpha])
     codec = _TIFF_COMPRESSION[compression]
+    # The pixels' identity, recorded in the XMP and the catalog: a TIFF stores them losslessly, so
+    # decoding the file gives this digest back whatever its metadata later becomes.
+    pixels_sha256 = pixel_digest(data)
     facts: dict[str, object] = {}
 
     def fill(temp: Path) -> None:
@@ -81,7 +85,7 @@ def write_master(
                 raise ValueError(f"{path}: {data.nbytes} bytes of pixels need a BigTIFF, whose "
                                  "provenance would need an XMP sidecar (not implemented)") from exc
             raise
-        embed(temp, record, source, role="master", document_uuid=uuid)
+        embed(temp, record, source, role="master", document_uuid=uuid, extra={PIXEL_DIGEST_KEY: pixels_sha256})
         facts["sha256"], facts["size"] = sha256_file(temp), temp.stat().st_size
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +94,7 @@ def write_master(
     return WrittenFile(
         uuid=uuid, role="master", path=str(path), sha256=str(facts["sha256"]), size=int(facts["size"]),
         format="TIFF", width=w, height=h, channels=data.shape[2] if data.ndim == 3 else 1,
-        bit_depth=img.pixels.dtype.itemsize * 8, has_icc=icc is not None,
+        bit_depth=img.pixels.dtype.itemsize * 8, has_icc=icc is not None, pixel_sha256=pixels_sha256,
     )
 
 

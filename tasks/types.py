@@ -17,6 +17,11 @@ QUALITY_ASSESSMENT = "quality assessment"
 RESTORATION = "restoration"
 UPSCALING = "upscaling"
 METADATA_TAGGING = "metadata tagging"
+# Events on files already made (never part of how a master was made, so never in its XMP).
+FIXITY_CHECK = "fixity check"
+APPROVAL = "approval"
+REJECTION = "rejection"
+REPRODUCTION = "reproduction"  # a re-run of the recorded recipe compared with the master
 
 Outcome = Literal["success", "warning", "failure"]
 
@@ -28,25 +33,40 @@ def utc_now() -> str:
 
 @dataclass(frozen=True)
 class AgentInfo:
-    """Who or what performed an event: software, a model (with its weights), a host or a person."""
+    """Who or what performed an event: software, a model (with its weights), a host or a person.
+
+    `details` carries facts that describe the agent without naming it (software: git_commit;
+    model: licence; host: cpu, gpu, driver ...). They are part of its identity in the catalog only
+    when present (catalog.sql.agent_key), so agents stored before details existed keep their key,
+    and they travel in the XMP with the rest of the agent, so catalog and file still agree.
+    """
 
     kind: Literal["software", "model", "host", "person"]
     name: str
     version: str = ""
     architecture: str = ""
     weights_sha256: str = ""
+    # Not hashed (a dict cannot be): equal agents still hash alike, which is all hashing needs.
+    details: dict[str, str] = field(default_factory=dict, hash=False)
 
-    def to_dict(self) -> dict[str, str]:
-        return asdict(self)
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {k: getattr(self, k) for k in _AGENT_FIELDS}
+        if self.details:  # absent when empty: older masters' XMP and JSON stay byte-identical
+            data["details"] = dict(self.details)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AgentInfo:
-        return cls(**{k: data.get(k, "") for k in ("kind", "name", "version", "architecture", "weights_sha256")})
+        return cls(**{k: data.get(k, "") for k in _AGENT_FIELDS},
+                   details={str(k): str(v) for k, v in (data.get("details") or {}).items()})
 
     def label(self) -> str:
         if self.kind == "model":
             return f"{self.name} ({self.architecture}, sha256 {self.weights_sha256[:12]})"
         return f"{self.name} {self.version}".strip()
+
+
+_AGENT_FIELDS = ("kind", "name", "version", "architecture", "weights_sha256")
 
 
 @dataclass
@@ -118,6 +138,9 @@ class WrittenFile:
     channels: int
     bit_depth: int
     has_icc: bool
+    # Masters only: sha256 of the decoded pixels (tasks.digest.pixel_digest), which survives
+    # metadata edits; "" where not computed.
+    pixel_sha256: str = ""
 
 
 @dataclass
@@ -174,7 +197,7 @@ class AuditRecord:
     """How a master was made. Built from the catalog (catalog.provenance) or from the master's
     embedded XMP alone (tasks.xmp.read_provenance); the two must agree field by field."""
 
-    master: dict[str, Any]  # uuid, path, sha256
+    master: dict[str, Any]  # uuid, path, sha256; pixel_sha256 for a master that recorded one
     original: dict[str, Any]  # uuid, path, sha256, item_uuid, identifier
     derivation_key: str
     recipe: dict[str, Any]  # name, hash, resolved (the recipe as applied to this scan), plan_reasons

@@ -64,6 +64,9 @@ log = logging.getLogger(__name__)
 NS_URI = "https://restorium.org/ns/1.0/"
 NS_PREFIX = "restorium"
 _NS = f"Xmp.{NS_PREFIX}."
+# restorium:pixelSha256: a master's pixel digest (tasks.digest), passed to `embed` as an extra.
+PIXEL_DIGEST = "pixelSha256"
+PIXEL_DIGEST_KEY = _NS + PIXEL_DIGEST
 
 # IPTC digital source types. A Real-ESRGAN upscale synthesises texture the scan does not hold:
 # trained-model output composited with a captured image ("compositeWithTrainedAlgorithmicMedia",
@@ -562,7 +565,7 @@ def read_provenance(master_path: str | os.PathLike[str]) -> AuditRecord:
     """Rebuild the AuditRecord from a file alone (no catalog).
 
     `master` comes from the file itself: uuid from xmpMM:DocumentID, the absolute path read and
-    the sha256 of its bytes. Steps are our xmpMM:History entries (foreign ones, e.g. the
+    the sha256 of its bytes, plus the pixel digest recorded when it was written (masters). Steps are our xmpMM:History entries (foreign ones, e.g. the
     original's scanner history, are skipped).
     """
     path = Path(os.path.abspath(master_path))
@@ -604,8 +607,11 @@ def read_provenance(master_path: str | os.PathLike[str]) -> AuditRecord:
         start = int(ns.get("historyStart", "1"))
     except ValueError as exc:
         raise ProvenanceError(f"{path}: {NS_PREFIX}:historyStart is not a number") from exc
+    master = {"uuid": doc_id[len("xmp.did:"):], "path": str(path), "sha256": sha256_file(path)}
+    if ns.get(PIXEL_DIGEST):
+        master["pixel_sha256"] = ns[PIXEL_DIGEST]
     return AuditRecord(
-        master={"uuid": doc_id[len("xmp.did:"):], "path": str(path), "sha256": sha256_file(path)},
+        master=master,
         original=sections["original"],
         derivation_key=prop("derivationKey"),
         recipe=sections["recipe"],

@@ -16,6 +16,7 @@ from PIL import Image, ImageCms
 
 import tasks.tag
 from tasks.atomic import atomic_write, sha256_file
+from tasks.digest import file_pixel_digest
 from tasks.types import INGESTION, UPSCALING, AgentInfo, AuditRecord, StepRecord
 from tasks.xmp import DST_WITH_TRAINED_MODEL, read_provenance, read_source_metadata
 from tasks.tag import access_pixels, write_access, write_master
@@ -182,7 +183,10 @@ def test_master_embeds_provenance_and_the_originals_metadata(tmp_path: Path, sca
 
     back = read_provenance(wf.path)
     assert back.steps == record.steps and back.original == record.original
-    assert back.master == {"uuid": MASTER_UUID, "path": wf.path, "sha256": wf.sha256}
+    # the pixel digest recorded at writing is that of the decoded file (metadata edits aside)
+    assert back.master == {"uuid": MASTER_UUID, "path": wf.path, "sha256": wf.sha256,
+                           "pixel_sha256": wf.pixel_sha256}
+    assert wf.pixel_sha256 == file_pixel_digest(wf.path)
 
 
 def test_original_is_unchanged_by_mastering(tmp_path: Path, scan) -> None:
