@@ -58,6 +58,11 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
         _configure_sqlite(engine)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    if "options" not in parsed.query:
+        # Sessions in UTC: psycopg then returns times in datetime.UTC itself, which UTCDateTime
+        # passes through as they are (a named zone costs a conversion per value; `find` lists
+        # thousands). What is stored does not change: timestamptz is absolute.
+        kwargs.setdefault("connect_args", {}).setdefault("options", "-c timezone=UTC")
     return create_engine(parsed, **kwargs)
 
 

@@ -32,9 +32,14 @@ class Settings(BaseSettings):
     ray_address: str | None = Field(None, description="Existing Ray cluster; default: start Ray locally.")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     workers: int = Field(1, ge=1, description="Model actors (each holds its own copy of the models).")
+    worker_threads: int | None = Field(
+        None, ge=1, description="CPU threads per worker (default: the cluster's CPUs shared among workers).")
     gpus_per_worker: float = Field(0.5, gt=0, le=1, description="Fractional GPU per actor when CUDA is used.")
     shard_size: int = Field(32, ge=1, description="Scans per Prefect task and per catalog transaction.")
     max_pixels: int = Field(400_000_000, ge=1, description="Refuse images larger than this (decompression bombs).")
+    failure_budget: float = Field(
+        0.2, ge=0, le=1, description="Stop the run when more than this share of the first shard's scans "
+        "fail while processing (invalid files do not count): a misconfiguration, not bad scans.")
     capture_profile: str | None = Field(
         None, description="Capture-spec profile (name or YAML path) the QA gate enforces; none by default.")
 

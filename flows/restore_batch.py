@@ -7,6 +7,7 @@ this driver writes the catalog, one transaction per shard; Ray workers do the pi
 from __future__ import annotations
 
 import json
+import resource
 import socket
 import time
 import uuid
@@ -29,6 +30,8 @@ from flows.progress import reporter
 from tasks.diagnosis.phash import NEAR_DUPLICATE_BITS, phash_distance
 from tasks.ingest import discover, identifier_for, ingest_file, ingest_steps
 from tasks.qa import thresholds as qa_thresholds
+from tasks import run_report
+from tasks.atomic import atomic_write
 from tasks.qa_report import summarize
 from tasks.keys import derivation_key, stable_uuid
 from tasks.pipeline import rejection_uuid
@@ -60,6 +63,8 @@ class RunSummary:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
         ("scans", "ingested", "mastered", "unchanged", "failed", "flagged"), 0))
     qa_report: str | None = None  # the run's QA summary (HTML) when QA ran
+    stopped: str | None = None  # why the run stopped early, if it did
+    workers: list[dict[str, Any]] = field(default_factory=list)  # node, device, scans, busy time
     timings: dict[str, float] = field(default_factory=dict)
     scans: list[ScanEntry] = field(default_factory=list)
 
@@ -68,6 +73,7 @@ class RunSummary:
             "run_uuid": self.run_uuid, "scans_dir": self.scans_dir, "recipe": self.recipe,
             "recipe_hash": self.recipe_hash, "home": self.home, "catalog": self.catalog,
             "counts": self.counts, "timings": self.timings, "qa_report": self.qa_report,
+            "stopped": self.stopped, "workers": self.workers,
             "scans": [vars(s) for s in self.scans],
         }
 
@@ -92,6 +98,14 @@ def record_shard(catalog: Catalog, run_uuid: str, outcomes: list[ScanOutcome]) -
     catalog.record_outcomes(run_uuid, outcomes)
 
 
+class RunStopped(RuntimeError):
+    """The run stopped early on purpose (failure budget, full disk); `summary` says how far it got."""
+
+    def __init__(self, message: str, summary: dict[str, Any]):
+        super().__init__(message)
+        self.summary = summary
+
+
 @flow(name="restore-batch", persist_result=False, log_prints=False)
 def restore_batch(
     scans_dir: str, recipe: str = "archival", scale: float | None = None, long_edge: int | None = None,
@@ -107,8 +121,27 @@ def restore_batch(
         reporter().note(note)
     root = Path(scans_dir).expanduser().resolve()
     paths = discover(root)
+    swept = sweep_partials(cfg.home)
+    if swept:
+        reporter().note(f"removed {swept} half-written file(s) left by an interrupted run")
     with Catalog.open(cfg.resolved_catalog_url) as catalog:
-        return _run(cfg, chosen, models, root, paths, catalog).to_dict()
+        summary = _run(cfg, chosen, models, root, paths, catalog)
+    if summary.stopped:  # the flow run fails (Prefect shows why); the caller still gets the summary
+        raise RunStopped(summary.stopped, summary.to_dict())
+    return summary.to_dict()
+
+
+def sweep_partials(home: Path) -> int:
+    """Delete temporary files a killed run left beside masters, access copies and review sheets.
+
+    They are never served (hidden names ending in .partial, never catalogued); a re-run rewrites
+    the files they were becoming."""
+    count = 0
+    for folder in ("masters", "access", "reviews", "reports"):
+        for path in (home / folder).rglob(".*.partial") if (home / folder).is_dir() else ():
+            path.unlink(missing_ok=True)
+            count += 1
+    return count
 
 
 def _run(
@@ -122,9 +155,15 @@ def _run(
         for start in range(0, len(paths), cfg.shard_size):
             batch.shard(paths[start : start + cfg.shard_size])
         status = "finished"
+    except _Stop as stop:
+        batch.summary.stopped, status = str(stop), "stopped"
     finally:
         batch.finish(status)
     return batch.summary
+
+
+class _Stop(Exception):
+    """Stop the batch cleanly after recording what is done."""
 
 
 class _Batch:
@@ -144,6 +183,7 @@ class _Batch:
                         if cfg.capture_profile else None)
         self.qa_entries: list[dict[str, Any]] = []  # for the run's QA summary
         self.hashes: dict[str, str] = {}  # perceptual hash → first path: near-duplicates
+        self.processed_shards = 0
 
     def record_run(self) -> None:
         if self.recorded:
@@ -170,13 +210,29 @@ class _Batch:
         return self.pool
 
     def finish(self, status: str) -> None:
-        self.summary.timings["wall_seconds"] = round(time.perf_counter() - self.started, 3)
+        timings = self.summary.timings
+        timings["wall_seconds"] = round(time.perf_counter() - self.started, 3)
+        # Peak resident memory of this driver process (Linux reports KiB): it must stay flat
+        # however many scans a run has, since per-scan state lives in the catalog.
+        timings["driver_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        if self.pool is not None:
+            timings["worker_cpus"] = self.pool.cpus
+            try:  # where the work ran and how busy each worker was (the report's utilisation)
+                self.summary.workers = self.pool.describe()
+            except Exception as exc:  # noqa: BLE001 - a dead worker must not hide the run's outcome
+                reporter().note(f"could not ask the workers how much they did: {exc}")
         if self.recorded:
-            if self.qa_entries:
-                self.summary.qa_report = _qa_report(self.cfg, self.run_uuid, self.qa_entries)
+            try:
+                if self.qa_entries:
+                    self.summary.qa_report = _qa_report(self.cfg, self.run_uuid, self.qa_entries)
+            except OSError as exc:  # a full disk must not hide the run's outcome: the catalog has it
+                reporter().note(f"could not write the QA summary: {exc}")
             self.catalog.finish_run(self.run_uuid, status=status, counts=self.summary.counts,
-                                    timings=self.summary.timings)
-            _write_report(self.cfg, self.summary)
+                                    timings=timings)
+            try:
+                _write_report(self.cfg, self.summary)
+            except OSError as exc:
+                reporter().note(f"could not write the run report: {exc}")
 
     def shard(self, paths: list[Path]) -> None:
         recipe, summary = self.recipe, self.summary
@@ -228,6 +284,7 @@ class _Batch:
             self.record_run()
             outcomes = master_shard(self.workers(), jobs)
             record_shard(self.catalog, self.run_uuid, outcomes)
+            self.processed_shards += 1
         by_sha = {o.original_sha256: o for o in outcomes}
         for f in facts:
             entry = entries[f.path]
@@ -238,6 +295,9 @@ class _Batch:
                 entry.flags = list(outcome.flags) + self._near_duplicate(f.path, outcome)
                 if outcome.master:
                     entry.master, entry.access = outcome.master.path, outcome.access.path
+                    summary.timings["output_megapixels"] = round(
+                        summary.timings.get("output_megapixels", 0.0)
+                        + outcome.master.width * outcome.master.height / 1e6, 3)
                 if outcome.qa:
                     entry.verdict = outcome.qa.get("verdict")
                     self.qa_entries.append({"path": f.path, **outcome.qa})
@@ -246,6 +306,22 @@ class _Batch:
             summary.counts[entry.outcome] += 1
             summary.counts["flagged"] += bool(entry.flags)
             summary.scans.append(entry)
+        self._check_budget(outcomes)
+
+    def _check_budget(self, outcomes: list[ScanOutcome]) -> None:
+        """Stop a run that is clearly broken instead of failing thousands of scans one by one."""
+        full = [o for o in outcomes if o.reason and "[Errno 28]" in o.reason]
+        if full:
+            raise _Stop(f"disk full while writing ({full[0].reason}); the shard was recorded, nothing "
+                        "half-written is trusted; free space and run again to resume")
+        errors = [o for o in outcomes if o.failure_kind == "error"]
+        if self.processed_shards == 1 and outcomes and len(errors) / len(outcomes) > self.cfg.failure_budget:
+            reasons = sorted({o.reason for o in errors})[:3]
+            raise _Stop(
+                f"{len(errors)} of {len(outcomes)} scans in the first shard failed while processing "
+                f"(budget {self.cfg.failure_budget:.0%}): this looks like a misconfiguration, not bad scans. "
+                "First reasons: " + " | ".join(reasons)
+            )
 
     def _near_duplicate(self, path: str, outcome: ScanOutcome) -> list[str]:
         """Different bytes, same picture (a re-scan, another crop or format): say so once."""
@@ -306,8 +382,15 @@ def _qa_report(cfg: Settings, run_uuid: str, entries: list[dict[str, Any]]) -> s
 
 
 def _write_report(cfg: Settings, summary: RunSummary) -> None:
+    """The run report: JSON and an HTML page in reports/, and a Prefect markdown artifact."""
+    data = summary.to_dict()
+    data["throughput"] = run_report.throughput(data)
     cfg.reports_dir.mkdir(parents=True, exist_ok=True)
     path = cfg.reports_dir / f"run-{summary.run_uuid}.json"
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(summary.to_dict(), indent=2))
-    tmp.replace(path)
+    atomic_write(path, lambda temp: temp.write_text(json.dumps(data, indent=2)))
+    run_report.write_html(data, cfg.reports_dir)
+    try:
+        create_markdown_artifact(markdown=run_report.to_markdown(data), key=f"run-{summary.run_uuid[:8]}",
+                                 description=f"restorium run {summary.run_uuid}")
+    except Exception as exc:  # the report files are the record; the artifact is a convenience
+        reporter().note(f"could not publish the Prefect run artifact: {exc}")

@@ -53,6 +53,7 @@ def use_cuda(settings: Settings) -> bool:
 @dataclass
 class WorkerPool:
     actors: list
+    cpus: float = 0.0  # CPUs the workers were given (for the run report's utilisation)
 
     def map(self, jobs: Iterable[ScanJob]) -> Iterator[ScanOutcome]:
         """Outcomes as they finish (not in job order), spread over every worker."""
@@ -70,19 +71,21 @@ def start_workers(
     """Start (or reuse) the named model workers; returns once every model is loaded."""
     cuda = use_cuda(settings)
     cpus = ray.cluster_resources().get("CPU", 1)
-    threads = max(1, int(cpus // settings.workers))
+    threads = settings.worker_threads or max(1, int(cpus // settings.workers))
     resources = {"num_gpus": settings.gpus_per_worker, "num_cpus": 1} if cuda else {"num_cpus": threads}
     key = "-".join(sorted(f"{k}:{v[:8]}" for k, v in weights.items()))
     actors = []
     for index in range(settings.workers):
         actor = ray.remote(ScanWorker).options(
-            name=f"scan-worker-{index}-{key}", get_if_exists=True, max_restarts=2, max_task_retries=0,
+            # A worker that dies is restarted and its scan retried (twice at most): masters are
+            # written atomically and recorded by the driver, so a retry cannot duplicate anything.
+            name=f"scan-worker-{index}-{key}", get_if_exists=True, max_restarts=2, max_task_retries=2,
             **resources,
         ).remote(
             str(settings.models_dir), "cuda" if cuda else "cpu", upscale_models, denoiser_model,
             weights, None if cuda else threads, face_model,
         )
         actors.append(actor)
-    pool = WorkerPool(actors)
+    pool = WorkerPool(actors, cpus=float(settings.workers * (1 if cuda else threads)))
     pool.describe()  # surfaces a load failure (missing or mismatched weights) now, once
     return pool

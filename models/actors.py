@@ -1,17 +1,22 @@
 """The worker that keeps models loaded on one device and masters scans with them.
 
 A plain class: flows/workers.py turns it into a Ray actor (resources, restarts, names). It loads
-every model once in __init__ and reuses them for every scan of every shard.
+every model once in __init__ and reuses them for every scan of every shard. `build_toolkit` is the
+same loading without Ray, for `restorium reproduce`.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import socket
+import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
-from config.version import SOFTWARE_NAME, software_version
+from config.version import SOFTWARE_NAME, software_details, software_version
 from tasks.types import AgentInfo, ScanJob, ScanOutcome
 
 
@@ -19,17 +24,143 @@ class WeightsMismatchError(RuntimeError):
     pass
 
 
+def software_agent() -> AgentInfo:
+    """restorium itself, with the git commit when it runs from a checkout."""
+    return AgentInfo(kind="software", name=SOFTWARE_NAME, version=software_version(), details=software_details())
+
+
+@functools.cache
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@functools.cache
+def _nvidia_driver() -> str:
+    """The NVIDIA kernel driver's version ('' when unknown): torch reports the CUDA runtime only."""
+    try:
+        text = Path("/proc/driver/nvidia/version").read_text()
+        for word in text.split():
+            if word.count(".") >= 1 and word.replace(".", "").isdigit():
+                return word
+    except OSError:
+        pass
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10, check=True)
+        return out.stdout.strip().splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return ""
+
+
+def machine_agent() -> AgentInfo:
+    """The machine, without a compute device: for steps that only read files (fixity checks,
+    approvals). Light: no torch."""
+    details = {"cpu": _cpu_model(), "cpu_count": str(os.cpu_count() or ""), "os": platform.platform(),
+               "python": platform.python_version()}
+    return AgentInfo(kind="host", name=socket.gethostname(), version=platform.system(),
+                     architecture=platform.machine(), details={k: v for k, v in details.items() if v})
+
+
 def host_agent(device: str) -> AgentInfo:
-    """The machine and device that ran a step (recorded; not part of any key)."""
+    """The machine and device that ran a step (recorded; not part of any key). `version` and
+    `architecture` keep their earlier meaning; `details` adds CPU/GPU model, driver and threads."""
     import torch
 
+    details: dict[str, str] = {
+        "device": device, "cpu": _cpu_model(), "cpu_count": str(os.cpu_count() or ""),
+        "os": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
+    }
     if device.startswith("cuda"):
         index = torch.device(device).index or 0
         props = torch.cuda.get_device_properties(index)
         detail = f"cuda {props.name} (torch {torch.__version__}, CUDA {torch.version.cuda})"
+        details.update({"gpu": props.name, "gpu_memory_mib": str(props.total_memory // 2**20),
+                        "cuda": str(torch.version.cuda), "gpu_driver": _nvidia_driver(),
+                        "cudnn": str(torch.backends.cudnn.version() or "")})
     else:
         detail = f"cpu {platform.processor() or platform.machine()} x{torch.get_num_threads()} threads (torch {torch.__version__})"
-    return AgentInfo(kind="host", name=socket.gethostname(), version=detail, architecture=platform.machine())
+        details["threads"] = str(torch.get_num_threads())
+    return AgentInfo(kind="host", name=socket.gethostname(), version=detail, architecture=platform.machine(),
+                     details={k: v for k, v in details.items() if v})
+
+
+def model_details(weights: Any) -> dict[str, str]:
+    """Facts about a model's weights file for its agent: the licence from its card (an imported
+    file's own licence is not known to us) and whether the bytes are the publisher's."""
+    from models.cards import CARDS
+
+    card = weights.card
+    imported = card.name not in CARDS
+    published = weights.matches_published
+    return {
+        "licence": f"unknown (imported weights with the architecture of {card.architecture})" if imported
+        else card.licence,
+        "matches_published": "unknown" if published is None else ("yes" if published else "no"),
+    }
+
+
+class CreditedModel:
+    """A loaded model whose provenance agent carries its card's facts; otherwise the model itself
+    (attribute reads go through, so timings like last_inference_seconds stay live)."""
+
+    def __init__(self, model: Any, details: dict[str, str]) -> None:
+        self._model = model
+        base = model.agent
+        self.agent = AgentInfo(kind=base.kind, name=base.name, version=base.version,
+                               architecture=base.architecture, weights_sha256=base.weights_sha256,
+                               details={**base.details, **details})
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "_model":  # not set yet (e.g. while unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self._model, name)
+
+
+def build_toolkit(
+    models_dir: str | Path, device: str, upscale_models: list[str], denoiser_model: str | None,
+    face_model: str | None = None, threads: int | None = None,
+) -> tuple[Any, dict[str, str]]:
+    """Load the models a recipe needs → (tasks.pipeline.Toolkit, model name → weights sha256)."""
+    import torch
+
+    from models.loading import select_device
+    from models.upscaler import Denoiser, Upscaler
+    from models.weights import resolve
+    from tasks.pipeline import Toolkit
+
+    if threads:
+        torch.set_num_threads(threads)
+    chosen = str(select_device(device))
+    folder = Path(models_dir)
+    loaded: dict[str, str] = {}
+    upscalers = {}
+    for name in upscale_models:
+        weights = resolve(name, folder)
+        upscalers[name] = CreditedModel(Upscaler(weights, device=chosen), model_details(weights))
+        loaded[name] = weights.sha256
+    denoiser = None
+    if denoiser_model:
+        weights = resolve(denoiser_model, folder)
+        denoiser = CreditedModel(Denoiser(weights, device=chosen), model_details(weights))
+        loaded[denoiser_model] = weights.sha256
+    faces = None
+    if face_model:
+        from models.faces import FaceDetector
+
+        weights = resolve(face_model, folder)
+        # A low floor here: the recipe's own threshold filters what the pipeline uses.
+        detector = FaceDetector(weights.path, score_threshold=0.5, name=face_model)
+        faces = CreditedModel(detector, model_details(weights))
+        loaded[face_model] = weights.sha256
+    kit = Toolkit(upscalers=upscalers, denoiser=denoiser, faces=faces, software=software_agent(),
+                  host=host_agent(chosen))
+    return kit, loaded
 
 
 class ScanWorker:
@@ -37,36 +168,8 @@ class ScanWorker:
         self, models_dir: str, device: str, upscale_models: list[str], denoiser_model: str | None,
         expected_weights: dict[str, str], threads: int | None = None, face_model: str | None = None,
     ):
-        import torch
-
-        from models.loading import select_device
-        from models.upscaler import Denoiser, Upscaler
-        from models.weights import resolve
-        from tasks.pipeline import Toolkit
-
-        if threads:
-            torch.set_num_threads(threads)
-        self.device = str(select_device(device))
-        folder = Path(models_dir)
-        loaded = {}
-        upscalers = {}
-        for name in upscale_models:
-            weights = resolve(name, folder)
-            upscalers[name] = Upscaler(weights, device=self.device)
-            loaded[name] = weights.sha256
-        denoiser = None
-        if denoiser_model:
-            weights = resolve(denoiser_model, folder)
-            denoiser = Denoiser(weights, device=self.device)
-            loaded[denoiser_model] = weights.sha256
-        faces = None
-        if face_model:
-            from models.faces import FaceDetector
-
-            weights = resolve(face_model, folder)
-            # A low floor here: the recipe's own threshold filters what the pipeline uses.
-            faces = FaceDetector(weights.path, score_threshold=0.5, name=face_model)
-            loaded[face_model] = weights.sha256
+        self.kit, loaded = build_toolkit(models_dir, device, upscale_models, denoiser_model, face_model, threads)
+        self.device = self.kit.host.details.get("device", device)
         # The driver keyed every master on the weights it resolved; refuse to make masters with
         # other bytes (a file swapped between resolution and loading, or a different node's copy).
         if loaded != expected_weights:
@@ -74,16 +177,30 @@ class ScanWorker:
                 f"weights on {socket.gethostname()} differ from the driver's: {loaded} != {expected_weights}"
             )
         self.weights = loaded
-        self.kit = Toolkit(
-            upscalers=upscalers, denoiser=denoiser, faces=faces,
-            software=AgentInfo(kind="software", name=SOFTWARE_NAME, version=software_version()),
-            host=host_agent(self.device),
-        )
+        self.processed = 0  # scans this worker process handled (a restarted actor starts again at 0)
+        self.busy_seconds = 0.0  # wall time inside process(), for the run report's utilisation
 
     def describe(self) -> dict:
-        return {"pid": os.getpid(), "host": socket.gethostname(), "device": self.device, "weights": self.weights}
+        return {"pid": os.getpid(), "host": socket.gethostname(), "node_id": _ray_node_id(),
+                "device": self.device, "weights": self.weights, "processed": self.processed,
+                "busy_seconds": round(self.busy_seconds, 3), "cpu_seconds": round(time.process_time(), 3)}
 
     def process(self, job: ScanJob) -> ScanOutcome:
         from tasks.pipeline import process_scan
 
-        return process_scan(job, self.kit)
+        began = time.perf_counter()
+        try:
+            return process_scan(job, self.kit)
+        finally:
+            self.processed += 1
+            self.busy_seconds += time.perf_counter() - began
+
+
+def _ray_node_id() -> str:
+    """The Ray node this worker runs on ('' outside Ray): hosts can share a name, nodes cannot."""
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
+    except Exception:  # noqa: BLE001 - placement is informative only
+        return ""

@@ -7,6 +7,7 @@ every stage and every real component.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -18,18 +19,7 @@ from catalog import Catalog
 from flows.restore_batch import restore_batch
 from tasks.xmp import read_provenance
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module", autouse=True)
-def prefect_and_ray():
-    from prefect.testing.utilities import prefect_test_harness
-
-    from flows.workers import shutdown
-
-    with prefect_test_harness():
-        yield
-    shutdown()
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_and_ray")]
 
 
 def _counts(summary: dict) -> dict:
@@ -107,6 +97,10 @@ def test_batch_masters_reports_failures_and_reruns_as_unchanged(tmp_path, scans,
     assert after == files
     assert {p: _sha(p) for p in originals} == originals  # originals untouched throughout
     assert not list((tmp_path / "archive").rglob("*.partial"))
+    report = json.loads((tmp_path / "archive/reports" / f"run-{first['run_uuid']}.json").read_text())
+    assert report["throughput"]["scans_per_hour"] > 0 and report["timings"]["driver_peak_rss_mb"] > 0
+    assert (tmp_path / "archive/reports" / f"run-{first['run_uuid']}.html").is_file()
+    assert not (tmp_path / "archive/reports" / f"run-{second['run_uuid']}.json").exists()  # nothing changed
 
 
 def test_scale_and_long_edge_overrides_are_exact_and_recorded(tmp_path, scans, shared_models):

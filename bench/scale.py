@@ -1,0 +1,116 @@
+"""Batch-scale behaviour of the whole pipeline, each number beside its reference, in one run.
+
+  overhead   per-scan time beyond model inference, on scans of a realistic size for this CPU
+             (384x288 → x2), against the model time itself (target ≤ 15 %)
+  memory     peak RSS of the driver for a batch of 500 and of 2,000 small scans (target: flat
+             within 10 %: per-scan state lives in the catalog, not in the driver)
+  scaling    model-stage throughput with 1 and with 2 Ray CPU workers of one thread each
+             (target: near 2x on this 2-core machine)
+
+Every batch is a real `restorium run --json` process (Prefect, local Ray, the compact weights,
+SQLite catalog) on synthetic scans cut from the real photographs in ../shared/data.
+
+Usage: python bench/scale.py [--small N] [--large N] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+
+
+def _scans(folder: Path, count: int, size: tuple[int, int]) -> Path:
+    from PIL import Image
+
+    sources = sorted((SHARED / "data/sr_gt/CBSD68").glob("*.png")) + sorted((SHARED / "data/sr_gt/McMaster").glob("*.tif"))
+    images = [Image.open(p).convert("RGB") for p in sources]
+    w, h = size
+    folder.mkdir(parents=True)
+    for i in range(count):
+        image = images[i % len(images)]
+        step = i // len(images)
+        x = (step * 17) % max(1, image.width - w)
+        y = (step * 13) % max(1, image.height - h)
+        box = folder / f"box{i // 250:02d}"
+        box.mkdir(exist_ok=True)
+        image.crop((x, y, x + w, y + h)).save(box / f"scan{i:05d}.png")
+    return folder
+
+
+def _run(scans: Path, home: Path, env: dict, **settings: str) -> dict:
+    env = {**env, **{f"RESTORIUM_{k.upper()}": v for k, v in settings.items()}}
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "flows.cli", "run", str(scans), "--home", str(home), "--json"],
+                         env=env, capture_output=True, text=True, timeout=7200)
+    if out.returncode not in (0, 1):
+        raise RuntimeError(f"restorium run failed ({out.returncode}): {out.stderr[-3000:]}")
+    summary = json.loads(out.stdout)
+    summary["process_seconds"] = time.perf_counter() - started
+    return summary
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--small", type=int, default=2000, help="scans in the large batch (memory)")
+    ap.add_argument("--large", type=int, default=40, help="realistic-size scans (overhead)")
+    ap.add_argument("--quick", action="store_true", help="smaller batches, for a smoke run")
+    args = ap.parse_args()
+    small, large, scaling = (args.small, args.large, 200) if not args.quick else (400, 8, 40)
+    env = {**os.environ, "RESTORIUM_MODELS_DIR": os.environ.get("RESTORIUM_MODELS_DIR", str(SHARED / "models")),
+           "PYTHONPATH": str(REPO)}
+
+    with tempfile.TemporaryDirectory(prefix="restorium-scale-") as tmp:
+        root = Path(tmp)
+        env["PREFECT_HOME"] = str(root / "prefect")
+        print(f"synthetic scans from ../shared/data; {os.cpu_count()} CPUs; realesr-general-x4v3; x2", flush=True)
+
+        big = _run(_scans(root / "large", large, (384, 288)), root / "h-large", env)
+        t, n = big["timings"], big["counts"]["mastered"]
+        per_scan = (t["wall_seconds"] - t["startup_seconds"]) / n
+        model = t["model"] / n
+        print(f"\noverhead ({n} scans of 384x288 → 768x576):")
+        print(f"  per scan: wall {per_scan:.2f} s = model inference {model:.2f} s + everything else "
+              f"{per_scan - model:.2f} s → {(per_scan - model) / model:.1%} of model time (target ≤ 15 %)")
+        stages = {k: round(v / n, 3) for k, v in t.items()
+                  if k not in ("wall_seconds", "startup_seconds", "model", "driver_peak_rss_mb", "worker_cpus",
+                               "output_megapixels", "cpu")}
+        print(f"  inside the worker per scan: {stages}; start-up once: {t['startup_seconds']:.1f} s")
+
+        rss = {}
+        folder = _scans(root / "small", small, (48, 40))
+        for count in (small // 4, small):
+            sub = root / f"small-{count}"
+            sub.mkdir()
+            for box in sorted(folder.iterdir()):
+                if len(list(sub.rglob("*.png"))) >= count:
+                    break
+                (sub / box.name).symlink_to(box, target_is_directory=True)
+            summary = _run(sub, root / f"h-small-{count}", env)
+            rss[count] = (summary["timings"]["driver_peak_rss_mb"], summary["counts"]["scans"],
+                          summary["timings"]["wall_seconds"])
+        (a, na, wa), (b, nb, wb) = rss[small // 4], rss[small]
+        print(f"\ndriver peak RSS: {na} scans {a:.0f} MB ({wa:.0f} s), {nb} scans {b:.0f} MB ({wb:.0f} s) → "
+              f"{(b - a) / a:+.1%} (target flat within 10 %)")
+
+        folder = _scans(root / "scaling", scaling, (128, 96))
+        rates = {}
+        for workers in (1, 2):
+            summary = _run(folder, root / f"h-w{workers}", env, workers=str(workers), worker_threads="1")
+            t = summary["timings"]
+            rates[workers] = summary["counts"]["mastered"] / (t["wall_seconds"] - t["startup_seconds"])
+            print(f"\n{workers} worker(s) x 1 thread: {summary['counts']['mastered']} scans of 128x96 in "
+                  f"{t['wall_seconds'] - t['startup_seconds']:.1f} s → {rates[workers]:.2f} scans/s")
+        print(f"scaling 1 → 2 workers: {rates[2] / rates[1]:.2f}x (target near 2x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""A clearly broken run stops with one clear message; a full disk is a clean stop."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from catalog import Catalog
+from flows.restore_batch import RunStopped, restore_batch
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_and_ray")]
+
+
+def _scans(folder: Path, shared_data: Path, count: int) -> Path:
+    folder.mkdir()
+    sources = sorted((shared_data / "sr_gt/CBSD68").glob("*.png"))[:count]
+    for i, src in enumerate(sources):
+        Image.open(src).convert("RGB").crop((0, 0, 48, 40)).save(folder / f"s{i:02d}.png")
+    return folder
+
+
+def test_broken_archive_stops_after_the_first_shard(tmp_path, shared_data, shared_models):
+    scans = _scans(tmp_path / "scans", shared_data, 8)
+    home = tmp_path / "archive"
+    home.mkdir()
+    (home / "masters").write_text("not a folder")  # a misconfigured archive: no master can be written
+    with pytest.raises(RunStopped) as stopped:
+        restore_batch(str(scans), settings={"home": str(home), "models_dir": str(shared_models), "shard_size": 4})
+    message = str(stopped.value)
+    assert "4 of 4 scans in the first shard failed" in message and "misconfiguration" in message
+    summary = stopped.value.summary
+    assert summary["counts"]["failed"] == 4 and summary["counts"]["scans"] == 8
+    assert len(summary["scans"]) == 4  # the second shard was never started
+    with Catalog.open(f"sqlite:///{home / 'catalog.sqlite'}") as catalog:
+        assert catalog.run_summary(summary["run_uuid"])["status"] == "stopped"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root (CI runs as root)")
+def test_full_disk_is_a_clean_stop(tmp_path, shared_data, shared_models):
+    scans = _scans(tmp_path / "scans", shared_data, 6)
+    home = tmp_path / "small-disk"
+    home.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(home)]).returncode:
+        pytest.skip("this machine does not allow mounting a tmpfs")
+    try:
+        settings = {"home": str(home), "models_dir": str(shared_models), "shard_size": 3,
+                    "catalog_url": f"sqlite:///{tmp_path / 'catalog.sqlite'}"}
+        with pytest.raises(RunStopped) as stopped:
+            restore_batch(str(scans), settings=settings)
+        assert "disk full" in str(stopped.value)
+        assert not list(home.rglob("*.partial"))  # nothing half-written left behind
+        summary = stopped.value.summary
+        with Catalog.open(settings["catalog_url"]) as catalog:
+            assert catalog.run_summary(summary["run_uuid"])["status"] == "stopped"
+            for entry in summary["scans"]:
+                if entry["outcome"] == "mastered":  # every master the catalog trusts is whole
+                    record = catalog.audit(master_path=entry["master"])
+                    assert record is not None and Path(entry["master"]).stat().st_size > 0
+    finally:
+        subprocess.run(["umount", str(home)])
