@@ -1,0 +1,104 @@
+"""Review commands of `restorium` (registered on the app by flows/cli.py):
+
+    review [--host 127.0.0.1] [--port 8765] [--token T | --password-file F] [--queue-only]
+        serve the review web app on the archive home and its catalog
+    reprocess --pending [--json]
+        remake the masters reviewers asked for (the app starts this itself unless --queue-only)
+
+Exit codes: 0 done; 1 some requests could not be remade; 2 nothing done (bad arguments).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+
+out = Console()
+err = Console(stderr=True)
+
+Home = Annotated[Optional[Path], typer.Option(help="Archive root (RESTORIUM_HOME).")]
+CatalogUrl = Annotated[Optional[str], typer.Option(help="Catalog URL (RESTORIUM_CATALOG_URL).")]
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _settings(**overrides: Any):
+    from pydantic import ValidationError
+
+    from config.settings import Settings
+
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except (ValidationError, FileNotFoundError) as exc:
+        _fail(str(exc))
+
+
+def review(
+    host: Annotated[str, typer.Option(help="Address to listen on; other than loopback, a secret is required.")
+                    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    token: Annotated[Optional[str], typer.Option(help="Shared secret every client must give (visible in ps: "
+                                                 "prefer --password-file).")] = None,
+    password_file: Annotated[Optional[Path], typer.Option(help="File whose first line is the shared secret.")] = None,
+    queue_only: Annotated[bool, typer.Option("--queue-only", help="Only record reprocessing requests; run them "
+                                             "later with `restorium reprocess --pending`.")] = False,
+    home: Home = None, catalog_url: CatalogUrl = None,
+) -> None:
+    """Serve the review pages: runs, masters to review, before/after with zoom, approve, reject, reprocess."""
+    from flows.review.security import check_bind, is_loopback, read_secret
+
+    try:
+        secret = read_secret(token, password_file)
+        check_bind(host, secret)
+    except ValueError as exc:
+        _fail(str(exc))
+    cfg = _settings(home=home, catalog_url=catalog_url)
+    import uvicorn
+
+    from flows.review.app import create_app
+
+    app = create_app(cfg, secret=secret, loopback=is_loopback(host), autorun=not queue_only)
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}/"
+    out.print(f"reviewing {cfg.home} at {url}" + (" (token or password required; sign in at /login)" if secret else ""),
+              highlight=False, soft_wrap=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False, server_header=False)
+
+
+def reprocess(
+    pending: Annotated[bool, typer.Option("--pending", help="Run every queued request.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    home: Home = None, catalog_url: CatalogUrl = None,
+) -> None:
+    """Remake the masters reviewers asked for in the review app (new masters; the old ones stay)."""
+    if not pending:
+        _fail("say --pending to run the queued reprocessing requests")
+    cfg = _settings(home=home, catalog_url=catalog_url)
+    from flows.review.queue import run_pending
+    from flows.workers import shutdown
+
+    try:
+        results = run_pending(cfg)
+    finally:
+        shutdown()
+    if as_json:
+        out.print_json(json.dumps(results))
+    else:
+        for r in results:
+            colour = "green" if r["outcome"] == "success" else "red"
+            out.print(f"[{colour}]{r['outcome']}[/] request {r['request']}: {r['detail']}", highlight=False,
+                      soft_wrap=True)
+        out.print(f"{len(results)} request(s) handled", highlight=False)
+    raise typer.Exit(1 if any(r["outcome"] != "success" for r in results) else 0)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(review)
+    app.command()(reprocess)
