@@ -16,9 +16,23 @@ ifneq ($(SHARED_MODELS),)
 export RESTORIUM_MODELS_DIR ?= $(SHARED_MODELS)
 endif
 
-.PHONY: install demo test test-fast bench clean-demo
+.PHONY: install system-deps demo test test-fast bench clean-demo
 
-install: $(STAMP)
+# Debian tools the tests drive for real: exiftool reads masters back like an auditor would,
+# Chromium + ChromeDriver run the review page's browser tests. Installed when missing and we may
+# (root or passwordless sudo); otherwise the tests that need them skip and say why.
+SYSTEM_PKGS := libimage-exiftool-perl chromium chromium-driver
+SUDO := $(shell [ "$$(id -u)" = 0 ] && echo "" || (sudo -n true 2>/dev/null && echo sudo -n) || echo none)
+
+install: system-deps $(STAMP)
+
+system-deps:
+	@if command -v exiftool >/dev/null && command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$(SUDO)" = none ] || ! command -v apt-get >/dev/null; then \
+	  echo "note: cannot install $(SYSTEM_PKGS) here; the tests that need them will skip"; \
+	else DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(SYSTEM_PKGS) >/dev/null \
+	  || { $(SUDO) apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(SYSTEM_PKGS) >/dev/null; } \
+	  || echo "note: apt-get could not install $(SYSTEM_PKGS); the tests that need them will skip"; fi
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -34,6 +34,11 @@ def _settings(**overrides: Any):
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
+# Exit codes a scheduler can act on: 0 all mastered, 1 some scans failed (the rest are done),
+# 2 bad invocation or configuration, 3 the run stopped early on purpose (failure budget, full disk).
+EXIT_STOPPED = 3
+
+
 def _fail(message: str, code: int = 2) -> None:
     err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
@@ -118,6 +123,8 @@ def _run_flow(scans_dir: Path, recipe: str, scale, long_edge, **overrides: Any) 
     from flows.progress import set_reporter
     from flows.restore_batch import restore_batch
 
+    from flows.restore_batch import RunStopped
+
     reporter = _RichReporter(err)
     set_reporter(reporter)
     err.print(f"[dim]starting Prefect and Ray (home {cfg.home})…[/]")
@@ -126,6 +133,10 @@ def _run_flow(scans_dir: Path, recipe: str, scale, long_edge, **overrides: Any) 
             str(scans_dir), recipe=recipe, scale=scale, long_edge=long_edge,
             settings=cfg.model_dump(mode="json", exclude_unset=True),
         )
+    except RunStopped as stopped:  # on purpose (failure budget, full disk): say how far it got, and why
+        reporter.stop()
+        _print_summary(stopped.summary)
+        _fail(f"run stopped: {stopped}", code=EXIT_STOPPED)
     finally:
         reporter.stop()
         set_reporter(None)
@@ -181,10 +192,23 @@ def audit(
     from_file: Annotated[bool, typer.Option("--from-file", help="Read the embedded XMP only, no catalog.")] = False,
     home: Annotated[Optional[Path], typer.Option(help="Archive root (RESTORIUM_HOME).")] = None,
     catalog_url: Annotated[Optional[str], typer.Option(help="Catalog URL (RESTORIUM_CATALOG_URL).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="text (how it was made), or the item's whole "
+                                     "record: premis (PREMIS 3.0 XML) or json.")] = "text",
 ) -> None:
     """How a master was made: original, every step with parameters and agents, models, recipe."""
     if not master.is_file():
         _fail(f"{master}: no such file")
+    if fmt not in ("text", "premis", "json"):
+        _fail(f"--format {fmt!r}: expected text, premis or json")
+    if fmt != "text":
+        if from_file or as_json:
+            _fail("--format premis/json exports the item's whole record from the catalog; "
+                  "it does not combine with --from-file or --json")
+        from flows.cli_preservation import item_export
+
+        item_export(master, fmt, _settings(home=home, catalog_url=catalog_url))
+        return
+    later: list = []
     if from_file:
         from tasks.xmp import ProvenanceError, read_provenance
 
@@ -200,6 +224,8 @@ def audit(
         actual = sha256_file(master)
         with Catalog.open(cfg.resolved_catalog_url) as catalog:
             record = catalog.audit(master_path=str(master.resolve()), sha256=actual)
+            if record is not None:  # decisions, fixity checks, reproductions since it was made
+                later = catalog.later_events(record.master["uuid"])
         if record is None:
             _fail(f"{master}: not a master in the catalog {cfg.resolved_catalog_url} "
                   "(try --from-file, or point --home/--catalog-url at the archive that made it)")
@@ -210,7 +236,10 @@ def audit(
     if as_json:
         out.print_json(json.dumps(data))
     else:
+        from flows.cli_preservation import print_later_events
+
         _print_audit(data)
+        print_later_events(later)
 
 
 def _print_audit(data: dict) -> None:
@@ -380,6 +409,19 @@ def presets() -> None:
     for name in list_presets():
         r = load_recipe(name)
         out.print(f"{name}  {r.hash[:12]}  {r.description}", highlight=False)
+
+
+from flows.cli_preservation import register as _register_preservation  # noqa: E402
+
+_register_preservation(app)  # approve, reject, fixity, reproduce, find, export bag
+
+from flows.cli_schedule import register as _register_schedule  # noqa: E402
+
+_register_schedule(app, _fail, _settings)  # schedule
+
+from flows.cli_review import register as _register_review  # noqa: E402
+
+_register_review(app)  # review, reprocess --pending
 
 
 def main() -> None:  # pragma: no cover - console entry
