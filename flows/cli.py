@@ -6,6 +6,7 @@ Exit codes: 0 all scans mastered or unchanged; 1 the batch finished but some sca
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -91,12 +92,21 @@ def run(
         _fail("give --scale or --long-edge, not both")
     if not scans_dir.is_dir():
         _fail(f"{scans_dir}: not a folder")
-    summary = _run_flow(scans_dir, recipe, scale, long_edge, home=home, models_dir=models_dir,
-                        catalog_url=catalog_url, workers=workers, capture_profile=profile)
+    # Ray prints what its raylets report (a worker that died, a task retried) on the driver's
+    # stdout; with --json, stdout must carry the summary alone, so everything else goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+        summary = _run_flow(scans_dir, recipe, scale, long_edge, home=home, models_dir=models_dir,
+                            catalog_url=catalog_url, workers=workers, capture_profile=profile)
     if as_json:
         out.print_json(json.dumps(summary))
     else:
         _print_summary(summary)
+    _exit_for(summary)
+
+
+def _exit_for(summary: dict) -> None:
+    if summary.get("stopped"):
+        _fail(f"run stopped: {summary['stopped']}", code=EXIT_STOPPED)
     raise typer.Exit(1 if summary["counts"]["failed"] else 0)
 
 
@@ -135,8 +145,8 @@ def _run_flow(scans_dir: Path, recipe: str, scale, long_edge, **overrides: Any) 
         )
     except RunStopped as stopped:  # on purpose (failure budget, full disk): say how far it got, and why
         reporter.stop()
-        _print_summary(stopped.summary)
-        _fail(f"run stopped: {stopped}", code=EXIT_STOPPED)
+        stopped.summary["stopped"] = str(stopped)
+        return stopped.summary
     finally:
         reporter.stop()
         set_reporter(None)
@@ -283,7 +293,7 @@ def demo(
     if mastered:
         command = sys.argv[0] if Path(sys.argv[0]).name == "restorium" else "restorium"
         out.print(f"\nHow was it made? {command} audit --home {home} {mastered[0]}", highlight=False, soft_wrap=True)
-    raise typer.Exit(1 if summary["counts"]["failed"] else 0)
+    _exit_for(summary)
 
 
 @models_app.command("list")

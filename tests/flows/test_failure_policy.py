@@ -62,3 +62,22 @@ def test_full_disk_is_a_clean_stop(tmp_path, shared_data, shared_models):
                     assert record is not None and Path(entry["master"]).stat().st_size > 0
     finally:
         subprocess.run(["umount", str(home)])
+
+
+def test_the_cli_says_why_it_stopped_and_exits_3(tmp_path, shared_data, shared_models):
+    """What a scheduler sees: exit status 3, the partial summary as JSON, one clear message."""
+    import json
+    import sys
+
+    scans = _scans(tmp_path / "scans", shared_data, 8)
+    home = tmp_path / "archive"
+    home.mkdir()
+    (home / "masters").write_text("not a folder")
+    env = {**os.environ, "RESTORIUM_HOME": str(home), "RESTORIUM_MODELS_DIR": str(shared_models),
+           "RESTORIUM_SHARD_SIZE": "4", "PREFECT_HOME": str(tmp_path / "prefect")}
+    done = subprocess.run([sys.executable, "-m", "flows.cli", "run", str(scans), "--json"], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 3, done.stderr[-3000:]
+    summary = json.loads(done.stdout)
+    assert "misconfiguration" in summary["stopped"] and summary["counts"]["failed"] == 4
+    assert "run stopped: 4 of 4 scans in the first shard failed" in " ".join(done.stderr.split())
