@@ -79,8 +79,9 @@ class _Model:
             x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None].to(self.device)
             y = tiled_forward(timed, x, scale=scale, tile=tile, overlap=overlap,
                               context=self.context, multiple=self.multiple)
-            y = y[0].clamp_(0, 1).permute(1, 2, 0).cpu().numpy()
-        return np.ascontiguousarray(y, dtype=np.float32)
+            # torch makes the HWC copy with all its threads (numpy's would take one).
+            y = y[0].clamp_(0, 1).permute(1, 2, 0).to(torch.float32).contiguous().cpu().numpy()
+        return y
 
 
 class Upscaler(_Model):
