@@ -37,8 +37,10 @@ _STD_RATIO = (0.5, 2.0)
 
 
 def _lab_stats(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    flat = lab.reshape(-1, 3)
-    return flat.mean(axis=0, dtype=np.float64), flat.std(axis=0, dtype=np.float64)
+    """Per-channel mean and (population) standard deviation, accumulated in float64 by OpenCV in
+    one pass: numpy's strided float64 std of a full-size master took ~0.1 s."""
+    mean, std = cv2.meanStdDev(np.ascontiguousarray(lab, dtype=np.float32))
+    return mean.ravel(), std.ravel()
 
 
 def color_transfer(
@@ -59,9 +61,11 @@ def color_transfer(
     mean_r, std_r = _lab_stats(lab)
     mean_ref, std_ref = _lab_stats(to_lab(reference))
     ratio = np.clip(std_ref / np.maximum(std_r, 1e-6), *_STD_RATIO)
-    moved = (lab - mean_r.astype(np.float32)) * ratio.astype(np.float32) + mean_ref.astype(np.float32)
-    lab = lab + strength * (moved - lab)
-    out = from_lab(lab)
+    # lab + strength * (moved - lab), moved = (lab - mean_r) * ratio + mean_ref: one affine map per
+    # channel, applied in a single pass.
+    gain = 1.0 + strength * (ratio - 1.0)
+    offset = strength * (mean_ref - mean_r * ratio)
+    out = from_lab(cv2.transform(lab, np.hstack([np.diag(gain), offset[:, None]]).astype(np.float32)))
     params.update(
         applied=True,
         result_mean=[round(float(v), 4) for v in mean_r], result_std=[round(float(v), 4) for v in std_r],
