@@ -16,7 +16,7 @@ ifneq ($(SHARED_MODELS),)
 export RESTORIUM_MODELS_DIR ?= $(SHARED_MODELS)
 endif
 
-.PHONY: install system-deps demo test test-fast bench clean-demo
+.PHONY: install system-deps demo test test-fast bench bench-scale bench-catalog clean-demo
 
 # Debian tools the tests drive for real: exiftool reads masters back like an auditor would,
 # Chromium + ChromeDriver run the review page's browser tests. Installed when missing and we may
@@ -54,6 +54,12 @@ test-fast: install
 
 bench: install
 	$(BIN)/python bench/upscale_overhead.py --limit 0
+
+bench-scale: install  # ~15 min on 2 cores: overhead, driver memory at 500/2,000 scans, 1 vs 2 workers
+	$(BIN)/python bench/scale.py
+
+bench-catalog: install  # ~5 min: find/audit latency at 1,000,000 events, SQLite and PostgreSQL
+	$(BIN)/python bench/catalog_queries.py
 
 clean-demo:
 	rm -rf archive-demo

@@ -17,7 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from models.weights import sha256_file
+from tasks.atomic import sha256_file
 from tasks.types import AgentInfo
 
 DEFAULT_MAX_SIDE = 1600

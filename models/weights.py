@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypedDict
 
 from models.cards import CARDS, ModelCard, UnknownModelError, get_card
+from tasks.atomic import sha256_file
 
 REGISTRY_FILE = "registry.json"
 MODELS_DIR_ENV = "RESTORIUM_MODELS_DIR"
@@ -188,17 +189,6 @@ def _update_json(path: Path, mutate: Callable[[dict[str, Any]], None]) -> None:
         mutate(data)
         text = json.dumps(data, indent=2, sort_keys=True) + "\n"
         _write_atomic(path, lambda fh: fh.write(text.encode()))
-
-
-# --- hashing ---------------------------------------------------------------------------------
-
-def sha256_file(path: str | Path) -> str:
-    """Streaming sha256 (constant memory)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def writable_folder(folder: Path) -> bool:

@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from tasks.atomic import atomic_write
+from tasks.diagnosis.views import resize_long_side  # area-averaged, never enlarged
 from tasks.imageio import decode
 
 PREVIEW_EDGES = (320, 1600)  # thumbnail in the item list, the before/after view
@@ -47,16 +48,6 @@ def to_display(pixels: np.ndarray) -> np.ndarray:
     if np.issubdtype(pixels.dtype, np.integer):
         return (pixels.astype(np.float32) * (255.0 / np.iinfo(pixels.dtype).max) + 0.5).astype(np.uint8)
     return (np.clip(pixels, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
-def shrink(pixels: np.ndarray, long_edge: int) -> np.ndarray:
-    """Area-downscaled so the long edge is at most `long_edge` (never enlarged)."""
-    h, w = pixels.shape[:2]
-    factor = long_edge / max(h, w)
-    if factor >= 1:
-        return pixels
-    size = (max(1, round(w * factor)), max(1, round(h * factor)))
-    return cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
 
 
 def jpeg_bytes(pixels: np.ndarray, quality: int) -> bytes:
@@ -86,7 +77,7 @@ def build(source: Path, sha256: str, cache_root: Path, *, max_pixels: int) -> di
         folder.mkdir(parents=True, exist_ok=True)
         previews = {}
         for edge in PREVIEW_EDGES:
-            small = shrink(pixels, edge)
+            small = resize_long_side(pixels, edge)
             _write(folder / f"preview-{edge}.jpg", jpeg_bytes(small, _PREVIEW_QUALITY))
             previews[str(edge)] = [int(small.shape[1]), int(small.shape[0])]
         cols, rows = tile_grid(w, h)
