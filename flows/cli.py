@@ -191,6 +191,8 @@ def _print_summary(summary: dict) -> None:
                   f"{summary['home']}/reviews)", highlight=False)
     if summary.get("qa_report"):
         out.print(f"QA summary: {summary['qa_report']}", highlight=False)
+    if summary.get("report"):
+        out.print(f"run report: {summary['report']}", highlight=False)
     out.print(f"masters in {summary['home']}/masters, access copies in {summary['home']}/access", highlight=False)
     out.print(f"catalog: {summary['catalog']}", highlight=False)
 

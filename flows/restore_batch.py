@@ -63,6 +63,7 @@ class RunSummary:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
         ("scans", "ingested", "mastered", "unchanged", "failed", "flagged"), 0))
     qa_report: str | None = None  # the run's QA summary (HTML) when QA ran
+    report: str | None = None  # the run report (HTML; JSON beside it)
     stopped: str | None = None  # why the run stopped early, if it did
     workers: list[dict[str, Any]] = field(default_factory=list)  # node, device, scans, busy time
     timings: dict[str, float] = field(default_factory=dict)
@@ -72,7 +73,7 @@ class RunSummary:
         return {
             "run_uuid": self.run_uuid, "scans_dir": self.scans_dir, "recipe": self.recipe,
             "recipe_hash": self.recipe_hash, "home": self.home, "catalog": self.catalog,
-            "counts": self.counts, "timings": self.timings, "qa_report": self.qa_report,
+            "counts": self.counts, "timings": self.timings, "qa_report": self.qa_report, "report": self.report,
             "stopped": self.stopped, "workers": self.workers,
             "scans": [vars(s) for s in self.scans],
         }
@@ -218,7 +219,7 @@ class _Batch:
         if self.pool is not None:
             timings["worker_cpus"] = self.pool.cpus
             try:  # where the work ran and how busy each worker was (the report's utilisation)
-                self.summary.workers = self.pool.describe()
+                self.summary.workers = self.pool.run_counters()
             except Exception as exc:  # noqa: BLE001 - a dead worker must not hide the run's outcome
                 reporter().note(f"could not ask the workers how much they did: {exc}")
         if self.recorded:
@@ -388,7 +389,7 @@ def _write_report(cfg: Settings, summary: RunSummary) -> None:
     cfg.reports_dir.mkdir(parents=True, exist_ok=True)
     path = cfg.reports_dir / f"run-{summary.run_uuid}.json"
     atomic_write(path, lambda temp: temp.write_text(json.dumps(data, indent=2)))
-    run_report.write_html(data, cfg.reports_dir)
+    summary.report = str(run_report.write_html(data, cfg.reports_dir))
     try:
         create_markdown_artifact(markdown=run_report.to_markdown(data), key=f"run-{summary.run_uuid[:8]}",
                                  description=f"restorium run {summary.run_uuid}")

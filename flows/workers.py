@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import ray
 from ray.util import ActorPool
@@ -54,6 +54,7 @@ def use_cuda(settings: Settings) -> bool:
 class WorkerPool:
     actors: list
     cpus: float = 0.0  # CPUs the workers were given (for the run report's utilisation)
+    baseline: list[dict] = field(default_factory=list)  # the workers' counters when this run took them
 
     def map(self, jobs: Iterable[ScanJob]) -> Iterator[ScanOutcome]:
         """Outcomes as they finish (not in job order), spread over every worker."""
@@ -62,6 +63,17 @@ class WorkerPool:
 
     def describe(self) -> list[dict]:
         return ray.get([a.describe.remote() for a in self.actors])
+
+    def run_counters(self) -> list[dict]:
+        """What each worker did for this run: named actors outlive a run (a later run in the same
+        Ray session reuses them), so their counters are taken relative to the run's start; a
+        restarted actor (another pid) started again from zero."""
+        now = self.describe()
+        for current, before in zip(now, self.baseline):
+            if current["pid"] == before["pid"]:
+                for key in ("processed", "busy_seconds", "cpu_seconds"):
+                    current[key] = round(current[key] - before[key], 3)
+        return now
 
 
 def start_workers(
@@ -87,5 +99,5 @@ def start_workers(
         )
         actors.append(actor)
     pool = WorkerPool(actors, cpus=float(settings.workers * (1 if cuda else threads)))
-    pool.describe()  # surfaces a load failure (missing or mismatched weights) now, once
+    pool.baseline = pool.describe()  # also surfaces a load failure (missing or mismatched weights) now
     return pool

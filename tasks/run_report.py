@@ -30,7 +30,7 @@ def throughput(summary: dict[str, Any]) -> dict[str, float]:
     workers = summary.get("workers") or []
     if workers:
         # busy: share of the wall time the workers spent inside a scan (idle = starved by the driver);
-        # CPU: their processes' CPU seconds (model loading included) over the CPUs they were given.
+        # CPU: their processes' CPU seconds during the run over the CPUs they were given.
         out["worker_busy_share"] = round(sum(w.get("busy_seconds", 0.0) for w in workers) / (wall * len(workers)), 3)
         cpus = t.get("worker_cpus")
         if cpus:

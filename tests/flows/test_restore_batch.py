@@ -154,6 +154,12 @@ def test_qa_gate_near_duplicates_review_sheets_and_qa_report(tmp_path, shared_da
     assert scan["master_grade.tif"]["outcome"] == "mastered"
     report = Path(first["qa_report"])
     assert report.is_file() and "fadgi-3star-photo" in report.read_text()
+    # the morning run report: HTML with the failures and their reasons, JSON beside it
+    run_page = Path(first["report"])
+    assert run_page.name == f"run-{first['run_uuid']}.html" and "QA gate (fadgi-3star-photo)" in run_page.read_text()
+    recorded = json.loads(run_page.with_suffix(".json").read_text())
+    assert recorded["counts"] == first["counts"] and recorded["throughput"]["scans_per_hour"] > 0
+    assert sum(w["processed"] for w in recorded["workers"]) == 3  # the QA gate runs in the worker too
     with Catalog.open(f"sqlite:///{tmp_path / 'archive/catalog.sqlite'}") as catalog:
         rows = catalog.count_rows()
         record = catalog.audit(sha256=_sha(Path(scan["master_grade.tif"]["master"])))
