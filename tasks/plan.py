@@ -23,6 +23,13 @@ MAX_MODEL_PASSES = 2
 # bench/quality.py (x4 + blur sigma 1: model alone 25.9 dB, Wiener first 24.4 dB).
 MODEL_HANDLES_DEFOCUS_PX = 2.0
 
+# Tone corrections grow with how clearly the problem was measured, instead of jumping to full
+# strength at the reporting threshold: a borderline finding (a low-contrast or warm photograph
+# that merely looks faded or cast) gets a light touch. bench/quality.py: on McMaster 13 blurred
+# or JPEG-compressed, full-strength levels + white balance cost the x4+blur row 1.4 dB.
+FADE_RAMP = 0.15  # contrast this far under the faded threshold → full levels strength
+CAST_RAMP = 0.5  # cast this far over the reporting ratio (Δab / its gates) → full white balance
+
 # Problem flags QA raises (tasks.qa.QAReport.problems) that the planner acts on.
 FADED, CAST, SCRATCHES, DUST, MOTION_BLUR, DEFOCUS_BLUR = (
     "faded", "color_cast", "scratches", "dust", "motion_blur", "defocus_blur",
@@ -108,19 +115,48 @@ def _plan_tone(plan: Plan, recipe: Recipe, findings: dict[str, Any], problems: f
         return
     contrast = findings.get("contrast")
     if FADED in problems and tone.levels_strength > 0:
-        plan.levels = {"black_clip": tone.black_clip, "white_clip": tone.white_clip,
-                       "strength": tone.levels_strength}
-        plan.reasons.append(f"levels: faded (contrast {contrast:.2f}), stretched at strength {tone.levels_strength}")
+        share = fade_severity(contrast)
+        strength = round(tone.levels_strength * share, 3)
+        plan.levels = {"black_clip": tone.black_clip, "white_clip": tone.white_clip, "strength": strength}
+        plan.reasons.append(f"levels: faded (contrast {contrast:.2f}), stretched at strength {strength}"
+                            + ("" if share == 1.0 else f" ({share:.0%} of the preset's {tone.levels_strength}: "
+                                                       "a borderline fade)"))
         if tone.clahe_strength > 0:
-            plan.clahe = {"clip_limit": tone.clahe_clip_limit, "strength": tone.clahe_strength}
-            plan.reasons.append(f"local contrast: CLAHE on luminance at strength {tone.clahe_strength}")
+            clahe = round(tone.clahe_strength * share, 3)
+            plan.clahe = {"clip_limit": tone.clahe_clip_limit, "strength": clahe}
+            plan.reasons.append(f"local contrast: CLAHE on luminance at strength {clahe}")
     cast = findings.get("color_cast") or {}
     if CAST in problems and tone.white_balance_strength > 0:
-        plan.white_balance = {"method": tone.white_balance, "strength": tone.white_balance_strength}
+        share = cast_severity(cast)
+        strength = round(tone.white_balance_strength * share, 3)
+        plan.white_balance = {"method": tone.white_balance, "strength": strength}
         plan.reasons.append(
             f"white balance: colour cast Δab {cast.get('magnitude', 0):.1f}, {tone.white_balance} "
-            f"at strength {tone.white_balance_strength}"
+            f"at strength {strength}"
+            + ("" if share == 1.0 else f" ({share:.0%} of the preset's {tone.white_balance_strength}: "
+                                       "a borderline cast, e.g. a warm or colourful photograph)")
         )
+
+
+def fade_severity(contrast: float | None) -> float:
+    """0-1: how far under the faded threshold the contrast is (1 at FADE_RAMP under or more)."""
+    from tasks.diagnosis.tone import FADED_CONTRAST
+
+    if contrast is None:
+        return 1.0
+    return round(min(max((FADED_CONTRAST - contrast) / FADE_RAMP, 0.05), 1.0), 3)
+
+
+def cast_severity(cast: dict[str, Any]) -> float:
+    """0-1: how far the cast clears both reporting gates (its size, and its size against the
+    picture's own chroma spread); 1 when the spread is unknown (findings from older versions)."""
+    from tasks.diagnosis.tone import CAST_DELTA_AB, CAST_SPREAD_RATIO
+
+    magnitude, spread = float(cast.get("magnitude", 0.0)), cast.get("spread")
+    if spread is None:
+        return 1.0
+    ratio = min(magnitude / CAST_DELTA_AB, magnitude / max(CAST_SPREAD_RATIO * float(spread), 1e-9))
+    return round(min(max((ratio - 1.0) / CAST_RAMP, 0.05), 1.0), 3)
 
 
 def _plan_cleanup(

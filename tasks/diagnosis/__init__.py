@@ -68,7 +68,7 @@ def diagnose(image: DecodedImage) -> Diagnosis:
         "jpeg_blockiness": assess_jpeg(views),
         "clipping": clipping(views),
         "contrast": contrast(views),
-        "color_cast": cast,
+        "color_cast": {**cast, "spread": json_float(spread, 3)},  # the planner grades by it
         "skew_deg": assess_skew(views),
         "phash": perceptual_hash(views),
     }

@@ -107,3 +107,20 @@ def test_mild_defocus_is_left_to_the_model_but_not_without_one():
     strong = {"blur": {**mild["blur"], "sigma_px": 3.5}}
     assert plan_scan(ARCHIVAL, strong, 64, 64, model_scale=4, denoiser_available=True,
                      problems={"defocus_blur"}).deblur is not None
+
+
+def test_tone_strength_grows_with_how_clearly_the_problem_was_measured():
+    """A borderline fade or cast (a low-contrast or warm photograph) gets a light touch; a clear
+    one the preset's strength."""
+    clear = {**FADED_CAST, "contrast": 0.30, "color_cast": {"a": 2.0, "b": 9.0, "magnitude": 9.2, "spread": 0.5}}
+    borderline = {**FADED_CAST, "contrast": 0.48,  # Δab 29.4 / (3.4 x spread 8.3) = 1.04: just reported
+                  "color_cast": {"a": 9.0, "b": 28.0, "magnitude": 29.4, "spread": 8.3}}
+    tone = ARCHIVAL.tone
+    full = plan_scan(ARCHIVAL, clear, 64, 64, model_scale=4, denoiser_available=True, problems={"faded", "color_cast"})
+    assert full.levels["strength"] == tone.levels_strength
+    assert full.white_balance["strength"] == tone.white_balance_strength
+    light = plan_scan(ARCHIVAL, borderline, 64, 64, model_scale=4, denoiser_available=True,
+                      problems={"faded", "color_cast"})
+    assert light.levels["strength"] == pytest.approx(tone.levels_strength * 0.02 / 0.15, abs=1e-3)
+    assert 0 < light.white_balance["strength"] < 0.1 * tone.white_balance_strength
+    assert "borderline fade" in " ".join(light.reasons) and "borderline cast" in " ".join(light.reasons)
