@@ -30,6 +30,11 @@ class CatalogError(RuntimeError):
     """The catalog cannot do what was asked (bad URL, unknown run, original never ingested...)."""
 
 
+def redacted_url(url: str | URL) -> str:
+    """The catalog URL as it may be recorded or shown: never with its password."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def normalise_url(url: str | URL) -> URL:
     """Parse a catalog URL; plain postgresql:// (and postgres://) URLs get the psycopg 3 driver."""
     if isinstance(url, str) and url.startswith("postgres://"):

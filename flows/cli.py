@@ -144,7 +144,6 @@ def _run_flow(scans_dir: Path, recipe: str, scale, long_edge, **overrides: Any) 
             settings=cfg.model_dump(mode="json", exclude_unset=True),
         )
     except RunStopped as stopped:  # on purpose (failure budget, full disk): say how far it got, and why
-        reporter.stop()
         stopped.summary["stopped"] = str(stopped)
         return stopped.summary
     finally:

@@ -91,9 +91,8 @@ def print_later_events(events: list[Any]) -> None:
 
 def _decide(decision: str, master: Path, by: str, comment: str, home: Path | None, catalog_url: str | None) -> None:
     from catalog.repository import Catalog
-    from models.actors import software_agent
+    from flows.review.actions import record_decision
     from tasks.atomic import sha256_file
-    from tasks.decisions import decision_step
 
     if not master.is_file():
         _fail(f"{master}: no such file")
@@ -107,11 +106,9 @@ def _decide(decision: str, master: Path, by: str, comment: str, home: Path | Non
             _fail(f"{master}: sha256 {actual} differs from the catalogued {ref.sha256}: the file changed since "
                   "it was made; a decision about other bytes would not hold (run `restorium fixity`)")
         try:
-            step = decision_step(decision, master_uuid=ref.uuid, master_sha256=actual, by=by, comment=comment,
-                                 software=software_agent())
+            step = record_decision(catalog, ref.uuid, actual, decision, by=by, comment=comment)
         except ValueError as exc:
             _fail(str(exc))
-        catalog.record_file_events([(ref.uuid, step)])
     _line(f"{master}: {decision} by {step.parameters['by']} at {step.when} (event {step.event_uuid})")
 
 

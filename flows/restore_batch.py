@@ -19,6 +19,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 
+from catalog.db import redacted_url
 from catalog.repository import Catalog
 from config.capture import load_capture_profile
 from config.recipe import Recipe, load_recipe
@@ -174,7 +175,7 @@ class _Batch:
         self.cfg, self.recipe, self.models, self.root, self.catalog = cfg, recipe, models, root, catalog
         self.run_uuid = str(uuid.uuid4())
         self.summary = RunSummary(self.run_uuid, str(root), recipe.name, recipe.hash, str(cfg.home),
-                                  _redact(cfg.resolved_catalog_url))
+                                  redacted_url(cfg.resolved_catalog_url))
         self.software = AgentInfo(kind="software", name=SOFTWARE_NAME, version=software_version())
         self.seen: dict[str, str] = {}  # sha256 → first path this run (duplicates are mastered once)
         self.recorded = False  # a run that changes nothing leaves no row (re-runs add nothing)
@@ -359,15 +360,8 @@ def _job(
 
 def _recorded_settings(cfg: Settings) -> dict[str, Any]:
     data = cfg.model_dump(mode="json")
-    data["catalog_url"] = _redact(cfg.resolved_catalog_url)
+    data["catalog_url"] = redacted_url(cfg.resolved_catalog_url)
     return data
-
-
-def _redact(url: str) -> str:
-    """Never record a database password."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def _qa_report(cfg: Settings, run_uuid: str, entries: list[dict[str, Any]]) -> str:

@@ -34,18 +34,25 @@ def _current_bytes(facts: review.MasterFacts) -> str:
     return actual
 
 
+def record_decision(catalog: Catalog, master_uuid: str, master_sha256: str, decision: str, *, by: str,
+                    comment: str) -> StepRecord:
+    """Append an approval or rejection of the master's verified bytes (the web page and
+    `restorium approve/reject` both come here). ValueError: no name, or a rejection without a comment."""
+    step = decision_step(decision, master_uuid=master_uuid, master_sha256=master_sha256, by=by, comment=comment,
+                         software=software_agent())
+    catalog.record_file_events([(master_uuid, step)])
+    return step
+
+
 def decide(catalog: Catalog, master_uuid: str, decision: str, *, by: str, comment: str) -> StepRecord:
     facts = review.master(catalog, master_uuid)
     if facts is None:
         raise Refused(f"no master {master_uuid} in the catalog")
     actual = _current_bytes(facts)
     try:
-        step = decision_step(decision, master_uuid=facts.uuid, master_sha256=actual, by=by, comment=comment,
-                             software=software_agent())
+        return record_decision(catalog, facts.uuid, actual, decision, by=by, comment=comment)
     except ValueError as exc:
         raise Refused(str(exc).replace(" (--by NAME)", "").replace(" (--comment TEXT)", "")) from exc
-    catalog.record_file_events([(facts.uuid, step)])
-    return step
 
 
 def parse_strengths(form: dict[str, Any]) -> dict[str, float]:
