@@ -80,16 +80,10 @@ def archive(tmp_path_factory, shared_data, shared_models) -> dict:
             "runs": [one["run_uuid"], two["run_uuid"]]}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(archive):
+def server(archive, free_port):
     """The real command, on loopback (the default), starting reprocessing runs itself."""
-    port = _free_port()
+    port = free_port()
     log_path = archive["root"] / "review-server.log"
     env = {**os.environ, "PYTHONPATH": str(REPO), "RESTORIUM_MODELS_DIR": str(archive["models"]),
            "PREFECT_HOME": str(archive["root"] / "prefect-home")}

@@ -65,16 +65,10 @@ def archive(tmp_path_factory, shared_data) -> dict:
             "originals": originals}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def exposed(archive):
+def exposed(archive, free_port):
     """`restorium review --host 0.0.0.0 --password-file F`, the real command, reached via loopback."""
-    port = _free_port()
+    port = free_port()
     log = open(archive["root"] / "server.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "flows.cli", "review", "--host", "0.0.0.0", "--port", str(port),
