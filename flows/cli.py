@@ -133,7 +133,7 @@ def _run_flow(scans_dir: Path, recipe: str, scale, long_edge, **overrides: Any) 
     from flows.progress import set_reporter
     from flows.restore_batch import restore_batch
 
-    from flows.restore_batch import RunStopped
+    from flows.restore_batch import ArchiveBusy, RunStopped
 
     reporter = _RichReporter(err)
     set_reporter(reporter)
@@ -143,6 +143,8 @@ def _run_flow(scans_dir: Path, recipe: str, scale, long_edge, **overrides: Any) 
             str(scans_dir), recipe=recipe, scale=scale, long_edge=long_edge,
             settings=cfg.model_dump(mode="json", exclude_unset=True),
         )
+    except ArchiveBusy as busy:
+        _fail(str(busy))
     except RunStopped as stopped:  # on purpose (failure budget, full disk): say how far it got, and why
         stopped.summary["stopped"] = str(stopped)
         return stopped.summary

@@ -81,11 +81,14 @@ def reprocess(
     if not pending:
         _fail("say --pending to run the queued reprocessing requests")
     cfg = _settings(home=home, catalog_url=catalog_url)
+    from flows.restore_batch import ArchiveBusy
     from flows.review.queue import run_pending
     from flows.workers import shutdown
 
     try:
         results = run_pending(cfg)
+    except ArchiveBusy as busy:  # the requests stay queued for the next try
+        _fail(str(busy))
     finally:
         shutdown()
     if as_json:

@@ -6,6 +6,8 @@ this driver writes the catalog, one transaction per shard; Ray workers do the pi
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import resource
 import socket
@@ -13,6 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 from prefect import flow, task
@@ -123,14 +126,34 @@ def restore_batch(
         reporter().note(note)
     root = Path(scans_dir).expanduser().resolve()
     paths = discover(root)
-    swept = sweep_partials(cfg.home)
-    if swept:
-        reporter().note(f"removed {swept} half-written file(s) left by an interrupted run")
-    with Catalog.open(cfg.resolved_catalog_url) as catalog:
-        summary = _run(cfg, chosen, models, root, paths, catalog)
+    with archive_lock(cfg.home):
+        swept = sweep_partials(cfg.home)
+        if swept:
+            reporter().note(f"removed {swept} half-written file(s) left by an interrupted run")
+        with Catalog.open(cfg.resolved_catalog_url) as catalog:
+            summary = _run(cfg, chosen, models, root, paths, catalog)
     if summary.stopped:  # the flow run fails (Prefect shows why); the caller still gets the summary
         raise RunStopped(summary.stopped, summary.to_dict())
     return summary.to_dict()
+
+
+class ArchiveBusy(RuntimeError):
+    """Another run holds the archive; nothing was done."""
+
+
+@contextlib.contextmanager
+def archive_lock(home: Path) -> Iterator[None]:
+    """One run at a time per archive home: a run sweeps the temporaries it finds at the start, which
+    must be a killed run's, never a live one's (a hand-started run beside the nightly one). The
+    kernel drops the lock when its process dies, so a killed run never blocks the next."""
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / ".run.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ArchiveBusy(f"{home}: another restorium run is working on this archive; "
+                              "run again when it has finished (it resumes, nothing is lost)") from None
+        yield
 
 
 def sweep_partials(home: Path) -> int:

@@ -38,7 +38,7 @@ from tasks.types import StepRecord
 
 def run_pending(cfg: Settings) -> list[dict[str, Any]]:
     """Handle every pending request (and any queued meanwhile); one result per request."""
-    from flows.restore_batch import RunStopped, restore_batch
+    from flows.restore_batch import ArchiveBusy, RunStopped, restore_batch
 
     results: list[dict[str, Any]] = []
     with Catalog.open(cfg.resolved_catalog_url) as catalog:
@@ -62,6 +62,8 @@ def run_pending(cfg: Settings) -> list[dict[str, Any]]:
                                                 settings=cfg.model_dump(mode="json", exclude_unset=True))
                     except RunStopped as exc:
                         summary = exc.summary
+                    except ArchiveBusy:  # another run holds the archive: the requests stay queued
+                        raise
                     except Exception as exc:  # the run itself failed: every request says why, none is lost
                         for facts, request in todo:
                             results.append(_finish(catalog, facts, request, None, None,

@@ -81,3 +81,20 @@ def test_the_cli_says_why_it_stopped_and_exits_3(tmp_path, shared_data, shared_m
     summary = json.loads(done.stdout)
     assert "misconfiguration" in summary["stopped"] and summary["counts"]["failed"] == 4
     assert "run stopped: 4 of 4 scans in the first shard failed" in " ".join(done.stderr.split())
+
+
+def test_a_second_run_on_a_busy_archive_is_refused_and_touches_nothing(tmp_path):
+    """A run started by hand beside the nightly one must not sweep the live run's temporaries."""
+    from flows.restore_batch import ArchiveBusy, archive_lock
+
+    home = tmp_path / "archive"
+    (home / "masters").mkdir(parents=True)
+    live = home / "masters" / ".a.tif.partial"  # being written by the run holding the lock
+    live.write_bytes(b"half")
+    with archive_lock(home):
+        with pytest.raises(ArchiveBusy, match="another restorium run is working on this archive"):
+            with archive_lock(home):
+                pass
+        assert live.exists()
+    with archive_lock(home):  # released: the next run takes it
+        pass
