@@ -92,6 +92,9 @@ class FinishStep(_Strict):
     fidelity_blend: float = Field(0.2, ge=0, le=1)
     # Lab mean/std transfer from the restored scan: undoes the model's colour drift.
     color_transfer: float = Field(1.0, ge=0, le=1)
+    # Back-projection onto the restored scan (tasks.finish.consistency): the master, shrunk to the
+    # scan's size, reproduces it. Off by default so older recipe files keep their meaning.
+    consistency: float = Field(0.0, ge=0, le=1)
     grain: float = Field(0.0, ge=0, le=0.05, description="Film grain std at mid-grey (0-1 scale).")
     sharpen: float = Field(0.0, ge=0, le=1, description="Unsharp-mask amount on luminance.")
 

@@ -25,9 +25,9 @@ from config.capture import CaptureProfile
 from config.recipe import Recipe, canonical_json
 from tasks import qa as qa_stage
 from tasks.capture import CaptureCheck, check_capture
-from tasks.deblur import deblur
+from tasks.deblur import deblur, psf_from_findings
 from tasks.fidelity import fidelity_check
-from tasks.finish import add_grain, color_transfer, fidelity_blend, sharpen
+from tasks.finish import add_grain, color_transfer, consistency, fidelity_blend, sharpen
 from tasks.imageio import DecodedImage, ScanError, decode, from_float, inspect, to_float
 from tasks.inpaint import inpaint
 from tasks.keys import stable_uuid
@@ -166,8 +166,9 @@ def _master(run: _Run, image: DecodedImage) -> ScanOutcome:
     restored = _denoise(run, plan, restored)
     restored = _deblur(run, plan, restored)
     ai = _upscale(run, plan, recipe, restored, upscaler)
-    master_rgb, faces = _finish(run, plan, recipe, ai, restored)
-    flags = _guard(run, recipe, master_rgb, restored)
+    master_rgb, faces, model_result = _finish(run, plan, recipe, ai, restored)
+    flags = _guard(run, recipe, master_rgb if model_result is None else model_result, restored,
+                   judged="the master" if model_result is None else "the model's result before the consistency step")
     return _tag(run, image, recipe, plan, params, master_rgb, faces, flags)
 
 
@@ -302,14 +303,22 @@ def _upscale(run: _Run, plan: Plan, recipe: Recipe, rgb: np.ndarray, upscaler: U
 
 # --- finishing, lightly -----------------------------------------------------------------------
 
-def _finish(run: _Run, plan: Plan, recipe: Recipe, ai: np.ndarray, restored: np.ndarray) -> tuple[np.ndarray, list]:
+def _finish(
+    run: _Run, plan: Plan, recipe: Recipe, ai: np.ndarray, restored: np.ndarray,
+) -> tuple[np.ndarray, list, np.ndarray | None]:
+    """The finished master, the faces found, and (when the consistency step ran) the model's
+    result before it, which is what the fidelity guard must judge: the step pulls the master
+    back onto the scan and so would hide what the model invented."""
     fin = plan.finish
     faces: list = []
     with run.timed("finish"):
         when = utc_now()
         used: dict[str, Any] = {}
         out, used["color_transfer"] = color_transfer(ai, restored, strength=fin["color_transfer"])
-        out = fidelity_blend(out, restored, fin["fidelity_blend"])
+        psf = psf_from_findings(fin["consistency_blur"]) if fin.get("consistency_blur") else None
+        consistent, used["consistency"] = consistency(out, restored, strength=fin.get("consistency", 0.0), psf=psf)
+        judged = fidelity_blend(out, restored, fin["fidelity_blend"]) if used["consistency"]["applied"] else None
+        out = fidelity_blend(consistent, restored, fin["fidelity_blend"])
         used["fidelity_blend"] = fin["fidelity_blend"]
         if plan.faces:
             out, faces = _protect_faces(run, plan, out, restored)
@@ -317,9 +326,10 @@ def _finish(run: _Run, plan: Plan, recipe: Recipe, ai: np.ndarray, restored: np.
         out, used["grain"] = add_grain(out, amount=fin["grain"], seed=seed)
         out, used["sharpen"] = sharpen(out, amount=fin["sharpen"])
         run.add_step(RESTORATION, "finish",
-                     f"colour transfer {fin['color_transfer']}, fidelity blend {fin['fidelity_blend']}, "
-                     f"grain {fin['grain']}, sharpen {fin['sharpen']}", used, when=when)
-    return out, faces
+                     f"colour transfer {fin['color_transfer']}, consistency {used['consistency']['strength'] if used['consistency']['applied'] else 'off'}, "
+                     f"fidelity blend {fin['fidelity_blend']}, grain {fin['grain']}, sharpen {fin['sharpen']}",
+                     used, when=when)
+    return out, faces, judged
 
 
 def _protect_faces(run: _Run, plan: Plan, out: np.ndarray, restored: np.ndarray) -> tuple[np.ndarray, list]:
@@ -343,15 +353,15 @@ def _protect_faces(run: _Run, plan: Plan, out: np.ndarray, restored: np.ndarray)
     return out, faces
 
 
-def _guard(run: _Run, recipe: Recipe, master_rgb: np.ndarray, restored: np.ndarray) -> list[str]:
-    """A check against invented detail: shrunk back, the master must still look like the scan."""
+def _guard(run: _Run, recipe: Recipe, judged_rgb: np.ndarray, restored: np.ndarray, *, judged: str) -> list[str]:
+    """A check against invented detail: shrunk back, what the model made must still look like the scan."""
     with run.timed("guard"):
         when = utc_now()
-        result = fidelity_check(master_rgb, restored, threshold=recipe.guard.ssim_threshold)
+        result = fidelity_check(judged_rgb, restored, threshold=recipe.guard.ssim_threshold)
         run.add_step(QUALITY_ASSESSMENT, "fidelity-guard",
-                     f"SSIM {result.ssim:.3f} against the restored scan (threshold {result.threshold})"
+                     f"SSIM {result.ssim:.3f} of {judged} against the restored scan (threshold {result.threshold})"
                      + ("" if result.passed else f": flagged for review, {result.reason}"),
-                     result.to_dict(), outcome="success" if result.passed else "warning", when=when)
+                     {**result.to_dict(), "judged": judged}, outcome="success" if result.passed else "warning", when=when)
     return [] if result.passed else [f"fidelity guard: {result.reason}"]
 
 

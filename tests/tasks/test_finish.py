@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from tasks.finish import add_grain, color_transfer, fidelity_blend, sharpen
+from tasks.deblur import gaussian_psf
+from tasks.finish import add_grain, color_transfer, consistency, fidelity_blend, sharpen
 from tasks.imageio import decode, to_float
 from tasks.restore import resize
 from tasks.tone import from_lab, to_lab
@@ -119,3 +120,54 @@ def test_fidelity_blend_unchanged(shared_data):
     ai = np.zeros((2 * h, 2 * w, 3), np.float32)
     assert fidelity_blend(ai, restored, 0.0) is ai
     np.testing.assert_allclose(fidelity_blend(ai, restored, 1.0), resize(restored, 2 * w, 2 * h), atol=1e-6)
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(cv2.PSNR(a.astype(np.float64), b.astype(np.float64), 1.0))
+
+
+def _area(x: np.ndarray, w: int, h: int) -> np.ndarray:
+    return cv2.resize(x, (w, h), interpolation=cv2.INTER_AREA)
+
+
+@pytest.mark.parametrize("name", ["sr_gt/McMaster/5.tif", "sr_gt/CBSD68/19021.png"])
+def test_consistency_puts_what_a_model_moved_back_onto_the_scan(shared_data, name):
+    truth = _rgb(shared_data, name)
+    h, w = (truth.shape[0] // 2) * 2, (truth.shape[1] // 2) * 2
+    truth = truth[:h, :w]
+    scan = _area(truth, w // 2, h // 2)
+    # What a GAN upscaler does at the scan's scale: oversharpened edges and a colour shift.
+    guess = resize(scan, w, h)
+    guess = _model_shift(np.clip(guess + 1.5 * (guess - cv2.GaussianBlur(guess, (0, 0), 2.0)), 0, 1))
+    before = guess.copy()
+    out, params = consistency(guess, scan, strength=1.0, iterations=2)
+    assert np.array_equal(guess, before) and out.shape == guess.shape and out.dtype == np.float32
+    seen_before, seen_after = _psnr(_area(guess, w // 2, h // 2), scan), _psnr(_area(out, w // 2, h // 2), scan)
+    print(f"{name}: at the scan's size {seen_before:.1f} -> {seen_after:.1f} dB; "
+          f"against the truth {_psnr(guess, truth):.2f} -> {_psnr(out, truth):.2f} dB; {params['rms_difference']}")
+    assert seen_after > 38.0 and seen_after > seen_before + 15.0
+    assert _psnr(out, truth) > _psnr(guess, truth) + 3.0  # closer to the real picture, not just to the scan
+    assert params["applied"] and params["rms_difference"][-1] < 0.2 * params["rms_difference"][0]
+    same, off = consistency(guess, scan, strength=0.0)
+    assert same is guess and off["applied"] is False
+    with pytest.raises(ValueError, match="strength"):
+        consistency(guess, scan, strength=1.5)
+
+
+def test_consistency_through_the_diagnosed_blur_keeps_the_master_sharp(shared_data):
+    truth = _rgb(shared_data, "sr_gt/McMaster/8.tif")
+    h, w = (truth.shape[0] // 2) * 2, (truth.shape[1] // 2) * 2
+    truth = truth[:h, :w]
+    psf = gaussian_psf(1.2)
+    blurred_scan = cv2.filter2D(_area(truth, w // 2, h // 2), -1, psf, borderType=cv2.BORDER_REFLECT_101)
+    sharp_guess = resize(_area(truth, w // 2, h // 2), w, h)  # what a model that undid the blur might give
+    plain, _ = consistency(sharp_guess, blurred_scan)  # ignores the blur: pulls the master back to it
+    aware, params = consistency(sharp_guess, blurred_scan, psf=psf)
+    print(f"vs truth: guess {_psnr(sharp_guess, truth):.2f}, plain {_psnr(plain, truth):.2f}, "
+          f"through the PSF {_psnr(aware, truth):.2f} dB")
+    assert params["psf_size"] == psf.shape[0]
+    assert _psnr(aware, truth) > _psnr(plain, truth) + 1.0
+    assert _psnr(aware, truth) > _psnr(sharp_guess, truth) - 0.3  # keeps what the model recovered
+    reblurred = cv2.filter2D(_area(aware, w // 2, h // 2), -1, psf, borderType=cv2.BORDER_REFLECT_101)
+    assert _psnr(reblurred, blurred_scan) > _psnr(
+        cv2.filter2D(_area(sharp_guess, w // 2, h // 2), -1, psf, borderType=cv2.BORDER_REFLECT_101), blurred_scan)

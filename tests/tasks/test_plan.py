@@ -124,3 +124,23 @@ def test_tone_strength_grows_with_how_clearly_the_problem_was_measured():
     assert light.levels["strength"] == pytest.approx(tone.levels_strength * 0.02 / 0.15, abs=1e-3)
     assert 0 < light.white_balance["strength"] < 0.1 * tone.white_balance_strength
     assert "borderline fade" in " ".join(light.reasons) and "borderline cast" in " ".join(light.reasons)
+
+
+def test_consistency_is_skipped_on_jpeg_blocking_and_follows_an_undeconvolved_blur():
+    clean = plan_scan(ARCHIVAL, {"noise_sigma": 0.5}, 100, 80, model_scale=4, denoiser_available=True)
+    assert clean.finish["consistency"] == ARCHIVAL.finish.consistency > 0
+    assert clean.finish["consistency_blur"] is None
+    blocky = plan_scan(ARCHIVAL, {"noise_sigma": 0.5}, 100, 80, model_scale=4, denoiser_available=True,
+                       problems={"jpeg_blocking"})
+    assert blocky.finish["consistency"] == 0.0
+    assert any(r.startswith("consistency: skipped, JPEG blocking") for r in blocky.reasons)
+    # Mild defocus is left to the model, so the master must match the scan through that blur.
+    soft = {"noise_sigma": 0.5, "blur": {"type": "defocus", "score": 2.0, "sigma_px": 1.2}}
+    mild = plan_scan(ARCHIVAL, soft, 100, 80, model_scale=4, denoiser_available=True, problems={"defocus_blur"})
+    assert mild.deblur is None and mild.finish["consistency_blur"]["sigma_px"] == 1.2
+    # A deconvolved scan is sharp already: matched as it is.
+    moving = plan_scan(ARCHIVAL, FADED_CAST, 100, 80, model_scale=4, denoiser_available=True, problems={"motion_blur"})
+    assert moving.deblur is not None and moving.finish["consistency_blur"] is None
+    # No model pass, nothing invented: nothing to put back.
+    kept = plan_scan(ARCHIVAL.with_target(long_edge=100), {}, 100, 80, model_scale=4, denoiser_available=True)
+    assert kept.finish["consistency"] == 0.0
