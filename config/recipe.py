@@ -42,6 +42,8 @@ class ToneStep(_Strict):
     clahe_clip_limit: float = Field(2.0, gt=0)
     white_balance: Literal["grey-edge", "grey-world", "gains"] = "grey-edge"
     white_balance_strength: float = Field(0.6, ge=0, le=1, description="For a measured colour cast.")
+    keep_toned: bool = Field(True, description="Leave a sepia/selenium/gold toned monochrome print's "
+                             "tone alone: white balance would neutralise it.")
 
 
 class CleanupStep(_Strict):

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from config.recipe import Recipe
+from tasks.diagnosis.tone import is_toned_print
 
 # The denoiser model the recipe's "ffdnet" method uses.
 FFDNET_MODEL = "ffdnet_color"
@@ -147,7 +148,10 @@ def _plan_tone(plan: Plan, recipe: Recipe, findings: dict[str, Any], problems: f
             plan.clahe = {"clip_limit": tone.clahe_clip_limit, "strength": clahe}
             plan.reasons.append(f"local contrast: CLAHE on luminance at strength {clahe}")
     cast = findings.get("color_cast") or {}
-    if CAST in problems and tone.white_balance_strength > 0:
+    if CAST in problems and tone.white_balance_strength > 0 and tone.keep_toned and is_toned_print(cast):
+        plan.reasons.append(f"white balance: skipped, a toned monochrome print (chroma residual "
+                            f"{cast['chroma_residual']:.1f} Δab): its tone is part of the object")
+    elif CAST in problems and tone.white_balance_strength > 0:
         share = cast_severity(cast)
         strength = round(tone.white_balance_strength * share, 3)
         plan.white_balance = {"method": tone.white_balance, "strength": strength}

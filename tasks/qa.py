@@ -79,7 +79,9 @@ def problems_for(diagnosis: Diagnosis) -> list[tuple[str, str]]:
         found.append((FADED, f"faded: contrast {f['contrast']:.2f}"))
     cast = f["color_cast"]
     if tone.cast_is_reported(cast, diagnosis.chroma_spread):
-        found.append((CAST, f"colour cast: Δab {cast['magnitude']:.1f} toward {tone.hue_name(cast['a'], cast['b'])}"))
+        toned = " (a toned monochrome print: its hue follows lightness)" if tone.is_toned_print(cast) else ""
+        found.append((CAST, f"colour cast: Δab {cast['magnitude']:.1f} toward {tone.hue_name(cast['a'], cast['b'])}"
+                            + toned))
     if abs(f["skew_deg"]) >= skew.SKEWED_DEG:
         found.append((SKEWED, f"skewed: {f['skew_deg']:.1f}°"))
     if f["jpeg_blockiness"] > jpeg.BLOCKY:

@@ -13,7 +13,8 @@ Findings:
     jpeg_blockiness 0 = no 8x8 grid; reported above jpeg.BLOCKY
     clipping        {black: [share per channel], white: [...]}
     contrast        luminance p99.5 - p0.5 on 0-1
-    color_cast      {a, b, magnitude}: grey-world CIELab deviation (0 for grayscale)
+    color_cast      {a, b, magnitude, chroma_residual, spread}: grey-world CIELab deviation (0 for
+                    grayscale), chroma not explained by lightness (low: a toned print), chroma spread
     skew_deg        content rotation, degrees, positive = counter-clockwise
     phash           64-bit DCT perceptual hash, 16 hex digits (see phash_distance)
 """

@@ -10,6 +10,10 @@
   median 14, up to 45), so a cast is reported only when the deviation is both large and large
   against the spread of the image's own chroma (Gasparini & Schettini's D/σ idea): a yellowed
   monochrome print has a tight chroma cloud away from neutral, a sunset a wide one.
+* Toned print: a monochrome print toned sepia, selenium or gold has one hue per lightness (the
+  toner's colour, stronger in the mid-tones), a colour photograph many. `chroma_residual` is the
+  RMS Δab of a*, b* about their median at each lightness (16 bins of L*): what lightness does
+  not explain. The planner leaves a toned print's tone alone (white balance would neutralise it).
 """
 
 from __future__ import annotations
@@ -30,6 +34,13 @@ CAST_DELTA_AB = 5.0  # Δab of the grey-world mean (a 0.04 cast on a grey print:
 # Deviation over chroma spread: clean photos p97.5 3.21 (max 3.66), 0.04 cast on a monochrome
 # print p2.5 3.65: midway 3.4. A cast on a colourful photo mostly stays under it.
 CAST_SPREAD_RATIO = 3.4
+# Chroma residual: grey photos of ../shared/data toned sepia 0.40-0.62; the real toned prints in
+# old_photos/old_w_scratch 0.89-2.26 (one hand-tinted portrait 3.74); an autochrome with a green
+# cast 3.93; the 91 colour photographs of sr_gt 1.75-42 (under 3.0 only two nearly monochrome
+# scenes, a snake on sand and a plane in a grey sky: leaving their colour alone is the safe side).
+# Below this: a toned print.
+TONED_RESIDUAL = 3.0
+_L_BINS = 16
 _CLIP_FULL_PIXELS = 8_000_000
 
 _HUES = ("red", "orange", "yellow", "yellow-green", "green", "cyan", "blue", "magenta")
@@ -55,14 +66,37 @@ def contrast(views: Views) -> float:
 
 
 def colour_cast(views: Views) -> tuple[dict[str, float], float]:
-    """The grey-world finding {a, b, magnitude} and the chroma spread (σ of a*, b* together)."""
+    """The grey-world finding {a, b, magnitude, chroma_residual} and the chroma spread (σ of a*,
+    b* together)."""
     if views.image.is_gray:
-        return {"a": 0.0, "b": 0.0, "magnitude": 0.0}, 0.0
+        return {"a": 0.0, "b": 0.0, "magnitude": 0.0, "chroma_residual": 0.0}, 0.0
     lab = cv2.cvtColor(views.small(512), cv2.COLOR_RGB2Lab)  # float input: L 0-100, a/b in Δab units
     a, b = lab[:, :, 1], lab[:, :, 2]
     ma, mb = float(a.mean()), float(b.mean())
     spread = float(np.sqrt(a.var() + b.var()))
-    return {"a": json_float(ma, 2), "b": json_float(mb, 2), "magnitude": json_float(math.hypot(ma, mb), 2)}, spread
+    return {"a": json_float(ma, 2), "b": json_float(mb, 2), "magnitude": json_float(math.hypot(ma, mb), 2),
+            "chroma_residual": json_float(chroma_residual(lab), 2)}, spread
+
+
+def chroma_residual(lab: np.ndarray) -> float:
+    """RMS Δab of a*, b* about their median within each lightness bin (see the module doc)."""
+    flat = lab.reshape(-1, 3)
+    bins = np.clip((flat[:, 0] * (_L_BINS / 100.0)).astype(np.int64), 0, _L_BINS - 1)
+    order = np.argsort(bins, kind="stable")
+    edges = np.searchsorted(bins[order], np.arange(_L_BINS + 1))
+    chroma = flat[order, 1:]
+    total = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        if hi > lo:
+            part = chroma[lo:hi]
+            total += float(((part - np.median(part, axis=0)) ** 2).sum())
+    return math.sqrt(total / max(len(flat), 1))
+
+
+def is_toned_print(cast: dict[str, float]) -> bool:
+    """A monochrome print toned some colour: its chroma is what its lightness predicts."""
+    residual = cast.get("chroma_residual")
+    return residual is not None and residual < TONED_RESIDUAL
 
 
 def cast_is_reported(cast: dict[str, float], spread: float) -> bool:

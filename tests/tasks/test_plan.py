@@ -144,3 +144,17 @@ def test_consistency_is_skipped_on_jpeg_blocking_and_follows_an_undeconvolved_bl
     # No model pass, nothing invented: nothing to put back.
     kept = plan_scan(ARCHIVAL.with_target(long_edge=100), {}, 100, 80, model_scale=4, denoiser_available=True)
     assert kept.finish["consistency"] == 0.0
+
+
+def test_a_toned_print_keeps_its_tone_unless_the_recipe_asks():
+    sepia = {"noise_sigma": 1.0, "contrast": 0.8,
+             "color_cast": {"a": 6.0, "b": 18.0, "magnitude": 19.0, "spread": 3.0, "chroma_residual": 1.2}}
+    kept = plan_scan(ARCHIVAL, sepia, 100, 80, model_scale=4, denoiser_available=True, problems={"color_cast"})
+    assert kept.white_balance is None
+    assert any(r.startswith("white balance: skipped, a toned monochrome print") for r in kept.reasons)
+    neutralise = ARCHIVAL.model_copy(update={"tone": ARCHIVAL.tone.model_copy(update={"keep_toned": False})})
+    grey = plan_scan(neutralise, sepia, 100, 80, model_scale=4, denoiser_available=True, problems={"color_cast"})
+    assert grey.white_balance and grey.white_balance["strength"] > 0
+    colourful = {**sepia, "color_cast": {**sepia["color_cast"], "chroma_residual": 12.0}}
+    cast = plan_scan(ARCHIVAL, colourful, 100, 80, model_scale=4, denoiser_available=True, problems={"color_cast"})
+    assert cast.white_balance is not None

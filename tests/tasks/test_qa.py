@@ -56,7 +56,7 @@ def test_16bit_and_grayscale_are_measured_on_the_same_scale(shared_data):
     for key in ("blur", "scratches", "clipping", "color_cast", "skew_deg", "phash"):
         assert f8[key] == f16[key], key
     assert abs(f8["contrast"] - f16["contrast"]) < 0.01
-    assert f8["color_cast"] == {"a": 0.0, "b": 0.0, "magnitude": 0.0, "spread": 0.0}
+    assert f8["color_cast"] == {"a": 0.0, "b": 0.0, "magnitude": 0.0, "chroma_residual": 0.0, "spread": 0.0}
 
 
 def test_report_is_plain_json_with_the_documented_shape(shared_data):
@@ -73,7 +73,7 @@ def test_report_is_plain_json_with_the_documented_shape(shared_data):
     assert set(f["blur"]) == {"type", "score", "sigma_px", "angle_deg", "length_px"}
     assert set(f["scratches"]) == {"count", "coverage", "dust_count"}
     assert len(f["clipping"]["black"]) == len(f["clipping"]["white"]) == 3
-    assert set(f["color_cast"]) == {"a", "b", "magnitude", "spread"}
+    assert set(f["color_cast"]) == {"a", "b", "magnitude", "chroma_residual", "spread"}
     assert len(f["phash"]) == 16
     assert report.verdict == "warn" and report.reasons
     if report.scratch_mask is not None:
