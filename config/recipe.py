@@ -42,7 +42,9 @@ class ToneStep(_Strict):
     clahe_clip_limit: float = Field(2.0, gt=0)
     white_balance: Literal["grey-edge", "grey-world", "gains"] = "grey-edge"
     white_balance_strength: float = Field(0.6, ge=0, le=1, description="For a measured colour cast.")
-    keep_toned: bool = Field(True, description="Leave a sepia/selenium/gold toned monochrome print's "
+    # Off by default only so recipes recorded before it existed keep their meaning (ADDED_LATER);
+    # every preset turns it on.
+    keep_toned: bool = Field(False, description="Leave a sepia/selenium/gold toned monochrome print's "
                              "tone alone: white balance would neutralise it.")
 
 
@@ -130,8 +132,14 @@ class Recipe(_Strict):
     output: OutputSpec = OutputSpec()
 
     def canonical_json(self) -> str:
-        # The description is prose for people; it changes no pixel, so it is not hashed.
-        return canonical_json(self.model_dump(mode="json", exclude={"description"}))
+        # The description is prose for people; it changes no pixel, so it is not hashed. Steps
+        # added after recipes were first recorded are left out at the value that does what
+        # recipes without them did, so a recorded recipe keeps its hash (and `reproduce` works).
+        data = self.model_dump(mode="json", exclude={"description"})
+        for (section, key), legacy in ADDED_LATER.items():
+            if data[section].get(key) == legacy:
+                del data[section][key]
+        return canonical_json(data)
 
     @property
     def hash(self) -> str:
@@ -145,6 +153,14 @@ class Recipe(_Strict):
             raise ValueError("give --scale or --long-edge, not both")
         upscale = self.upscale.model_copy(update={"scale": scale, "long_edge": long_edge})
         return self.model_copy(update={"upscale": UpscaleStep.model_validate(upscale.model_dump())})
+
+
+# (section, field) → the value that reproduces recipes recorded before the field existed. A new
+# field's schema default must be this value: a stored recipe without it then means what it did.
+ADDED_LATER: dict[tuple[str, str], Any] = {
+    ("finish", "consistency"): 0.0,
+    ("tone", "keep_toned"): False,
+}
 
 
 def canonical_json(value: Any) -> str:

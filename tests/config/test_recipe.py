@@ -70,3 +70,22 @@ def test_presets_cover_the_documented_set_and_differ():
     assert len({load_recipe(n).hash for n in names}) == len(names)
     assert load_recipe("archival-faithful").tone.auto is False  # tone and colour kept as scanned
     assert load_recipe("portrait").faces.enabled is True
+
+
+def test_fields_added_later_leave_recorded_recipes_their_hash_and_meaning():
+    from config.recipe import ADDED_LATER, Recipe, load_recipe
+
+    archival = load_recipe("archival")
+    # The archival preset as it was recorded before consistency and keep_toned existed (commit a57114b).
+    recorded = archival.model_dump(mode="json")
+    recorded["finish"].update(consistency=0.0, fidelity_blend=0.4)
+    recorded["tone"].update(keep_toned=False)
+    assert Recipe.model_validate(recorded).hash == "359d7a2defe08d75a8c0da1524e4ac991aab9bad7e2db3a3a1b8482848fb5cd7"
+    for section, key in ADDED_LATER:
+        del recorded[section][key]  # a stored recipe dict from then lacks the fields: same hash, same steps
+    old = Recipe.model_validate(recorded)
+    assert old.hash == "359d7a2defe08d75a8c0da1524e4ac991aab9bad7e2db3a3a1b8482848fb5cd7"
+    assert (old.finish.consistency, old.tone.keep_toned) == (0.0, False)
+    # Every preset turns them on, and a value other than the legacy one is hashed.
+    assert archival.finish.consistency == 1.0 and archival.tone.keep_toned
+    assert archival.hash != old.hash and '"consistency":1.0' in archival.canonical_json()
