@@ -282,7 +282,7 @@ class _Batch:
 
         entries: dict[str, ScanEntry] = {}
         jobs: list[ScanJob] = []
-        for f in facts:
+        for scan, f in zip(paths, facts, strict=True):  # scan: as found under root; f.path: resolved
             entry = entries[f.path] = ScanEntry(path=f.path, sha256=f.sha256, outcome="unchanged")
             key = keys[f.sha256]
             if f.sha256 in self.seen:
@@ -298,8 +298,8 @@ class _Batch:
             elif f.sha256 in rejected:
                 entry.outcome, entry.reason, entry.verdict = "failed", rejected[f.sha256], "fail"
             else:
-                jobs.append(_job(self.cfg, recipe, self.root, f, originals[f.sha256], key, self.run_uuid,
-                                 self.capture))
+                jobs.append(_job(self.cfg, recipe, self.root, scan, f, originals[f.sha256], key,
+                                 self.run_uuid, self.capture))
             self.seen.setdefault(f.sha256, f.path)
             if not jobs or jobs[-1].original_path != f.path:  # decided here: no worker involved
                 reporter().advance(f.path, entry.outcome)
@@ -362,11 +362,13 @@ class _Batch:
 
 
 def _job(
-    cfg: Settings, recipe: Recipe, root: Path, facts: OriginalFacts, original: Any, key: str, run_uuid: str,
-    capture: dict[str, Any] | None,
+    cfg: Settings, recipe: Recipe, root: Path, scan: Path, facts: OriginalFacts, original: Any, key: str,
+    run_uuid: str, capture: dict[str, Any] | None,
 ) -> ScanJob:
+    """`scan` is the path as discovered under root: its sub-folder is kept under masters/ even when it
+    was reached through a symlink (facts.path is resolved, and may lie outside root)."""
     path = Path(facts.path)
-    rel_dir = path.parent.relative_to(root) if path.is_relative_to(root) else Path()
+    rel_dir = scan.parent.relative_to(root) if scan.is_relative_to(root) else Path()
     name = f"{path.stem}.{key[:12]}"
     return ScanJob(
         original_path=facts.path, original_sha256=facts.sha256,

@@ -6,6 +6,7 @@ Originals are opened read-only and never written, renamed or moved.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 from tasks.imageio import SUFFIXES, ScanError, inspect
@@ -16,18 +17,49 @@ _CHUNK = 1 << 20
 
 
 def discover(root: Path) -> list[Path]:
-    """Every TIFF/PNG/JPEG under root (recursively), sorted; hidden and partial files skipped."""
+    """Every TIFF/PNG/JPEG under root (recursively), sorted; hidden and partial files skipped.
+
+    Symlinked folders are followed (libraries mount shares and collections that way), each real
+    folder once: a link back to an ancestor cannot loop, and two links to one folder list its
+    scans once. Real sub-folders are walked before any link, so a folder both present and linked
+    is listed where it really is. Paths are as found under root, not resolved: the scan's
+    sub-folder is the one under root."""
     root = Path(root)
     if not root.is_dir():
         raise NotADirectoryError(f"{root}: not a folder of scans")
-    found = []
-    for path in root.rglob("*"):
-        rel = path.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts):
-            continue  # hidden files, and our own '.name.partial' temporaries
-        if path.suffix.lower() in SUFFIXES and path.is_file():
-            found.append(path)
+    found: list[Path] = []
+    seen: set[tuple[int, int]] = set()  # (st_dev, st_ino) of every folder walked
+    tops = [root]  # the root, then the symlinked folders met on the way (fewest link hops first)
+    while tops:
+        links: list[Path] = []
+        for top in tops:
+            found += _walk(top, seen, links)
+        tops = sorted(links)
     return sorted(found)
+
+
+def _walk(top: Path, seen: set[tuple[int, int]], links: list[Path]) -> list[Path]:
+    """Scans in top's real sub-tree; symlinked folders go to `links`, to be walked afterwards."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(top):  # does not descend into links by itself
+        folder = Path(dirpath)
+        try:
+            stat = folder.stat()
+        except OSError:  # vanished or unreadable meanwhile: nothing to list
+            dirnames.clear()
+            continue
+        if (stat.st_dev, stat.st_ino) in seen:  # already walked (through another link)
+            dirnames.clear()
+            continue
+        seen.add((stat.st_dev, stat.st_ino))
+        # hidden files and folders, and our own '.name.partial' temporaries
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        links += [folder / d for d in dirnames if (folder / d).is_symlink()]
+        for name in filenames:
+            path = folder / name
+            if not name.startswith(".") and path.suffix.lower() in SUFFIXES and path.is_file():
+                found.append(path)
+    return found
 
 
 def hash_file(path: Path) -> tuple[str, int]:

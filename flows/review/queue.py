@@ -2,8 +2,8 @@
 
 The queue is the catalog: requests without a `done` event (catalog.review.pending_requests).
 Requests with the same recipe share one ordinary run of the batch flow over a temporary folder
-of symlinks to their originals (so the new masters go to the top of masters/: the scan's
-sub-folder was relative to the first run's scans folder, which the request does not rescan).
+of symlinks to their originals, each in the sub-folder its old master has under masters/, so the
+new master lands beside the old one (the run keeps a scan's sub-folder as found, not resolved).
 The run records everything a nightly run records (a new master with a new
 derivation key; the old master is never touched); then a `done` event on the old master names
 the request, the run and the new master, or why there is none.
@@ -77,27 +77,42 @@ def run_pending(cfg: Settings) -> list[dict[str, Any]]:
 
 
 def _stage(cfg: Settings, tmp: Path, group: list[tuple[review.MasterFacts, StepRecord]]):
-    """Symlinks to the originals under tmp/scans/; a reason for each request that cannot run
-    (original missing or changed, recipe not the one asked for). Ingest resolves the links, so
-    the run records the originals' own paths."""
+    """Symlinks to the originals under tmp/scans/<the old master's sub-folder>/; a reason for each
+    request that cannot run (original missing or changed, recipe not the one asked for). Ingest
+    resolves the links, so the run records the originals' own paths.
+
+    A request whose link would clash with one staged already (two originals of one name in one
+    folder) or whose original is staged already is left out: it stays queued, and run_pending's
+    next pass takes it (then the same original and recipe find the master made meanwhile)."""
     scans = tmp / "scans"
     scans.mkdir()
-    ready = []
+    ready, staged = [], set()
     for facts, request in group:
         original = Path(facts.original.get("path", ""))
+        link = scans / _master_folder(cfg, Path(facts.path)) / original.name
         reason = None
         if Recipe.model_validate(request.parameters["recipe"]).hash != request.parameters["recipe_hash"]:
             reason = "the requested recipe no longer validates to its recorded hash"
         elif not original.is_file():
             reason = f"the original {original} is missing"
+        elif link.is_symlink() or original.resolve() in staged:
+            continue  # next pass
         elif sha256_file(original) != facts.original["sha256"]:
             reason = f"the original {original} changed since it was catalogued (run `restorium fixity`)"
-        else:  # one folder per request: two originals may share a name
-            link = scans / str(len(ready)) / original.name
-            link.parent.mkdir(parents=True)
+        else:
+            link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(original)
+            staged.add(original.resolve())
         ready.append((facts, request, reason))
     return ready, scans
+
+
+def _master_folder(cfg: Settings, master: Path) -> Path:
+    """The old master's sub-folder of masters/ (masters/box1/x.tif: box1); none when it lies elsewhere."""
+    for folder, top in ((master.parent, cfg.masters_dir), (master.parent.resolve(), cfg.masters_dir.resolve())):
+        if folder.is_relative_to(top):
+            return folder.relative_to(top)
+    return Path()
 
 
 def _finish(catalog: Catalog, facts: review.MasterFacts, request: StepRecord, run_uuid: str | None,

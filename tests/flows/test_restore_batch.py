@@ -117,6 +117,33 @@ def test_scale_and_long_edge_overrides_are_exact_and_recorded(tmp_path, scans, s
     assert read_provenance(master).recipe["hash"] == k["recipe_hash"]
 
 
+def test_a_scan_in_a_symlinked_sub_folder_keeps_its_sub_folder(tmp_path, shared_data, shared_models):
+    """A library mounts a share into the scans folder as a symlink: its scans are found, and their
+    masters, access copies and review sheets keep the sub-folder as seen from the scans folder,
+    while the catalog records where the original really is."""
+    share = tmp_path / "share"
+    (share / "negatives").mkdir(parents=True)
+    scan = share / "negatives" / "n1.jpg"
+    Image.open(shared_data / "edge_cases/wolf_gray.jpg").crop((0, 0, 48, 40)).save(scan)
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    (folder / "collection").symlink_to(share, target_is_directory=True)
+    (folder / "collection" / "negatives" / "again").symlink_to(share, target_is_directory=True)  # a loop
+
+    summary = restore_batch(str(folder), settings=_settings(tmp_path, shared_models))
+
+    assert _counts(summary) == {"scans": 1, "ingested": 1, "mastered": 1, "unchanged": 0, "failed": 0}
+    (entry,) = summary["scans"]
+    assert entry["path"] == str(scan.resolve())
+    home = tmp_path / "archive"
+    master, access = Path(entry["master"]), Path(entry["access"])
+    assert master.parent == home / "masters/collection/negatives" and master.is_file()
+    assert access.parent == home / "access/collection/negatives" and access.is_file()
+    assert (home / "reviews/collection/negatives" / master.with_suffix(".png").name).is_file()
+    with Catalog.open(f"sqlite:///{home / 'catalog.sqlite'}") as catalog:
+        assert catalog.audit(master_path=str(master)).original["path"] == str(scan.resolve())
+
+
 @pytest.mark.postgres
 def test_catalog_on_postgresql(tmp_path, scans, shared_models, postgres_url):
     settings = _settings(tmp_path, shared_models, catalog_url=postgres_url)
