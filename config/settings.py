@@ -42,6 +42,9 @@ class Settings(BaseSettings):
         "fail while processing (invalid files do not count): a misconfiguration, not bad scans.")
     capture_profile: str | None = Field(
         None, description="Capture-spec profile (name or YAML path) the QA gate enforces; none by default.")
+    review_cache_mb: int = Field(
+        2048, ge=0, description="Budget of the review app's preview cache (MiB): least recently viewed files "
+        "go first; 0 keeps only the files on screen.")
 
     @field_validator("home", "models_dir", mode="after")
     @classmethod

@@ -1,7 +1,9 @@
 """Review commands of `restorium` (registered on the app by flows/cli.py):
 
-    review [--host 127.0.0.1] [--port 8765] [--token T | --password-file F] [--queue-only]
+    review [--host 127.0.0.1] [--port 8765] [--token T | --password-file F] [--queue-only] [--cache-mb N]
         serve the review web app on the archive home and its catalog
+    review --prune-cache [--cache-mb N]
+        shrink the preview cache to its budget (least recently viewed first) and exit
     reprocess --pending [--json]
         remake the masters reviewers asked for (the app starts this itself unless --queue-only)
 
@@ -11,6 +13,7 @@ Exit codes: 0 done; 1 some requests could not be remade; 2 nothing done (bad arg
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -49,20 +52,35 @@ def review(
     password_file: Annotated[Optional[Path], typer.Option(help="File whose first line is the shared secret.")] = None,
     queue_only: Annotated[bool, typer.Option("--queue-only", help="Only record reprocessing requests; run them "
                                              "later with `restorium reprocess --pending`.")] = False,
+    cache_mb: Annotated[Optional[int], typer.Option(help="Preview cache budget in MiB (RESTORIUM_REVIEW_CACHE_MB, "
+                                                    "default 2048); least recently viewed files go first.")] = None,
+    prune_cache: Annotated[bool, typer.Option("--prune-cache", help="Shrink the preview cache to its budget and "
+                                              "exit (safe while the app runs).")] = False,
     home: Home = None, catalog_url: CatalogUrl = None,
 ) -> None:
     """Serve the review pages: runs, masters to review, before/after with zoom, approve, reject, reprocess."""
     from flows.review.security import check_bind, is_loopback, read_secret
 
+    if prune_cache:
+        cfg = _settings(home=home, catalog_url=catalog_url, review_cache_mb=cache_mb)
+        from flows.review.app import describe_prune, prune_previews
+
+        out.print(describe_prune(prune_previews(cfg)), highlight=False, soft_wrap=True)
+        raise typer.Exit(0)
     try:
         secret = read_secret(token, password_file)
         check_bind(host, secret)
     except ValueError as exc:
         _fail(str(exc))
-    cfg = _settings(home=home, catalog_url=catalog_url)
+    cfg = _settings(home=home, catalog_url=catalog_url, review_cache_mb=cache_mb)
     import uvicorn
 
     from flows.review.app import create_app
+
+    pruned = logging.getLogger("flows.review.app")  # what the app prunes from its preview cache, on stderr
+    pruned.setLevel(logging.INFO)
+    if not pruned.handlers:
+        pruned.addHandler(logging.StreamHandler())
 
     app = create_app(cfg, secret=secret, loopback=is_loopback(host), autorun=not queue_only)
     shown = f"[{host}]" if ":" in host else host

@@ -3,15 +3,20 @@ for review, and one master beside its original with the reviewer's actions.
 
 Images reach the browser only as cached JPEG previews and 256 px tiles (tasks.previews), named
 by the catalogued file's uuid; the bytes are checked against the catalog's sha256 before they
-are first cached. See flows/review/security.py for who may use it.
+are first cached. The cache keeps to its budget (`review_cache_mb`, see PreviewCache): pruned at
+start and after each new entry, in a background thread. See flows/review/security.py for who
+may use it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
+import logging
 import re
+import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -38,6 +43,76 @@ _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 PAGE_SIZE = 100
 NOTICES = {"approved": "Approved.", "rejected": "Rejected.", "queued": "Reprocessing queued."}
 REVIEWER_COOKIE = "restorium_reviewer"
+ON_SCREEN = 2  # files last served, never pruned: an item page shows a master beside its original
+log = logging.getLogger(__name__)
+
+
+def preview_cache_root(cfg: Settings) -> Path:
+    return cfg.home / "cache" / "previews"
+
+
+def prune_previews(cfg: Settings, keep: tuple[str, ...] = (), sizes: dict | None = None) -> dict[str, Any]:
+    """Prune the preview cache of `cfg.home` to `cfg.review_cache_mb` (tasks.previews.prune)."""
+    return previews.prune(preview_cache_root(cfg), cfg.review_cache_mb * 2**20, keep=keep, sizes=sizes)
+
+
+def describe_prune(result: dict[str, Any]) -> str:
+    mb = 2**20
+    text = (f"preview cache: removed {result['removed']} entr{'y' if result['removed'] == 1 else 'ies'} "
+            f"({result['removed_bytes'] / mb:.1f} MiB), kept {result['kept']} ({result['kept_bytes'] / mb:.1f} MiB "
+            f"of {result['max_bytes'] / mb:.0f} MiB) in {result['seconds']:.2f} s")
+    if result["stale_removed"] or result["stale_bytes"]:
+        text += f"; {result['stale_removed']} half-built or half-deleted folder(s) cleaned up"
+    return text
+
+
+class PreviewCache:
+    """Keeps the preview cache to its budget: `kick()` prunes in a background thread (one at a
+    time; a kick while one runs makes it run once more), keeping the ON_SCREEN files last served."""
+
+    def __init__(self, cfg: Settings) -> None:
+        self.cfg = cfg
+        self.last: dict[str, Any] | None = None
+        self._recent: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._guard = threading.Lock()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._again = False
+        self._sizes: dict = {}  # bytes of complete entries, remembered between prunes
+
+    def used(self, sha256: str) -> None:
+        with self._guard:
+            self._recent[sha256] = None
+            self._recent.move_to_end(sha256)
+            while len(self._recent) > ON_SCREEN:
+                self._recent.popitem(last=False)
+
+    def kick(self) -> None:
+        with self._guard:
+            if not self._idle.is_set():
+                self._again = True
+                return
+            self._idle.clear()
+        threading.Thread(target=self._run, name="restorium-preview-prune", daemon=True).start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once no prune runs or is due (for tests and shutdown)."""
+        return self._idle.wait(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._guard:
+                keep, self._again = tuple(self._recent), False
+            try:
+                self.last = prune_previews(self.cfg, keep, self._sizes)
+                if self.last["removed"] or self.last["stale_bytes"]:
+                    log.info(describe_prune(self.last))
+            except Exception:  # a full or read-only disk must not take the app down
+                log.exception("preview cache: pruning failed")
+            with self._guard:
+                if not self._again:
+                    self._idle.set()
+                    return
 
 
 def create_app(cfg: Settings, *, secret: str | None = None, loopback: bool = True, autorun: bool = True) -> FastAPI:
@@ -45,21 +120,24 @@ def create_app(cfg: Settings, *, secret: str | None = None, loopback: bool = Tru
     required from every client when given; `autorun` starts queued reprocessing at once."""
     guard = Guard(secret=secret, loopback=loopback)
     catalog = Catalog.open(cfg.resolved_catalog_url)
+    cache = PreviewCache(cfg)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        cache.kick()  # what earlier sessions left over budget (or a lowered budget)
         yield
+        cache.wait(10)
         catalog.close()
 
     app = FastAPI(title="restorium review", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
-    cache_root = cfg.home / "cache" / "previews"
+    cache_root = preview_cache_root(cfg)
     launcher = Launcher(cfg, cfg.home / "cache" / "reprocess-logs") if autorun else None
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     preset_values = {name: _preset_values(load_recipe(name)) for name in list_presets()}
     templates.env.filters["home_rel"] = lambda path: (
         str(Path(path).relative_to(cfg.home)) if Path(path).is_relative_to(cfg.home) else "")
     templates.env.filters["json"] = lambda value: json.dumps(value, indent=1, ensure_ascii=False, sort_keys=True)
-    app.state.catalog, app.state.guard, app.state.launcher = catalog, guard, launcher
+    app.state.catalog, app.state.guard, app.state.launcher, app.state.preview_cache = catalog, guard, launcher, cache
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     @app.middleware("http")
@@ -187,17 +265,41 @@ def create_app(cfg: Settings, *, secret: str | None = None, loopback: bool = Tru
         facts = review.file_facts(catalog, file_uuid) if _UUID.match(file_uuid) else None
         if facts is None:
             return Response("no such file\n", status_code=404, media_type="text/plain")
-        folder = previews.cache_dir(cache_root, facts["sha256"])
-        if not (folder / "manifest.json").is_file():  # first view: the bytes must be the catalogued ones
+        sha256 = facts["sha256"]
+        data = await asyncio.to_thread(previews.load, cache_root, sha256)
+        if data is None:  # first view (or pruned since): the bytes must be the catalogued ones
             path = Path(facts["path"])
-            if not path.is_file() or await asyncio.to_thread(sha256_file, path) != facts["sha256"]:
+            if not path.is_file() or await asyncio.to_thread(sha256_file, path) != sha256:
                 return Response(f"the {facts['role']} changed or went missing since it was catalogued; "
                                 "run `restorium fixity`\n", status_code=409, media_type="text/plain")
-        try:
-            return await asyncio.to_thread(previews.build, Path(facts["path"]), facts["sha256"], cache_root,
-                                           max_pixels=cfg.max_pixels)
-        except ScanError as exc:
-            return Response(f"cannot show it: {exc.reason}\n", status_code=422, media_type="text/plain")
+            try:
+                data = await asyncio.to_thread(previews.build, path, sha256, cache_root, max_pixels=cfg.max_pixels)
+            except ScanError as exc:
+                return Response(f"cannot show it: {exc.reason}\n", status_code=422, media_type="text/plain")
+            cache.used(sha256)
+            cache.kick()  # a new entry: back to the budget, in the background
+            return data
+        cache.used(sha256)
+        return data
+
+    async def jpeg(file_uuid: str, pick) -> Response:
+        """One cached JPEG, read whole (small): an entry pruned between its manifest and the file is
+        built again once, never half served."""
+        for _ in range(2):
+            data = await cached(file_uuid)
+            if isinstance(data, Response):
+                return data
+            try:
+                path = pick(data)
+            except ValueError:
+                return Response("no such tile\n", status_code=404, media_type="text/plain")
+            try:
+                body = await asyncio.to_thread(path.read_bytes)
+            except FileNotFoundError:
+                continue
+            return Response(body, media_type="image/jpeg", headers=_IMMUTABLE)
+        return Response("the preview cache is being pruned; try again\n", status_code=503, media_type="text/plain",
+                        headers={"Retry-After": "1"})
 
     @app.get("/img/{file_uuid}/manifest.json")
     async def manifest(file_uuid: str) -> Response:
@@ -208,22 +310,11 @@ def create_app(cfg: Settings, *, secret: str | None = None, loopback: bool = Tru
     async def preview(file_uuid: str, edge: int) -> Response:
         if edge not in previews.PREVIEW_EDGES:
             return Response("no such preview size\n", status_code=404, media_type="text/plain")
-        data = await cached(file_uuid)
-        if isinstance(data, Response):
-            return data
-        return FileResponse(previews.preview_path(cache_root, data["sha256"], edge), media_type="image/jpeg",
-                            headers=_IMMUTABLE)
+        return await jpeg(file_uuid, lambda data: previews.preview_path(cache_root, data["sha256"], edge))
 
     @app.get("/img/{file_uuid}/tile-{col}-{row}.jpg")
     async def tile(file_uuid: str, col: int, row: int) -> Response:
-        data = await cached(file_uuid)
-        if isinstance(data, Response):
-            return data
-        try:
-            path = previews.tile_path(cache_root, data["sha256"], data, col, row)
-        except ValueError:
-            return Response("no such tile\n", status_code=404, media_type="text/plain")
-        return FileResponse(path, media_type="image/jpeg", headers=_IMMUTABLE)
+        return await jpeg(file_uuid, lambda data: previews.tile_path(cache_root, data["sha256"], data, col, row))
 
     # --- documents under the archive home: run reports, QA summaries, review sheets ----------------------
 

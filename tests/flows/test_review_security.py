@@ -288,3 +288,103 @@ def test_a_file_changed_since_it_was_catalogued_is_not_shown(loopback, archive) 
     Image.open(scan).rotate(90).save(scan)  # someone edits the scan in place
     response = loopback.get(f"/img/{original}/manifest.json")
     assert response.status_code == 409 and "fixity" in response.text
+
+
+# --- the preview cache keeps to its budget (RESTORIUM_REVIEW_CACHE_MB) ------------------------------------------
+
+CACHE_MB = 2  # the eight scans below make about 3 MiB of previews and tiles; any two fit in 2 MiB
+
+
+@pytest.fixture(scope="module")
+def budgeted(tmp_path_factory, shared_data) -> dict:
+    """An archive of eight real scans (whole, 0.1-0.8 MiB of previews and tiles each) whose review
+    app may keep 2 MiB of previews."""
+    root = tmp_path_factory.mktemp("review-cache")
+    scans, home = root / "scans", root / "archive"
+    scans.mkdir()
+    names = [f"{n}.png" for n in "abcdefgh"]
+    for name in names:
+        Image.open(shared_data / "old_photos/old" / name).convert("RGB").save(scans / name)
+    cfg = Settings(home=home, review_cache_mb=CACHE_MB)
+    originals = {}
+    with Catalog.open(cfg.resolved_catalog_url) as catalog:
+        for name in names:
+            facts = ingest_file(scans / name)
+            done = catalog.record_ingest(None, [(facts, identifier_for(scans / name),
+                                                 ingest_steps(facts, [software_agent()]))])
+            originals[name] = (done[facts.sha256].original_uuid, facts.sha256)
+    return {"cfg": cfg, "scans": scans, "originals": originals, "cache": home / "cache/previews"}
+
+
+def _cache_bytes(cache: Path) -> int:
+    return sum(f.stat().st_size for f in cache.rglob("*") if f.is_file())
+
+
+def _view(client, uuid: str) -> dict[str, bytes]:
+    """Everything the item page would fetch of one file: its manifest, both previews, every tile."""
+    manifest = client.get(f"/img/{uuid}/manifest.json")
+    assert manifest.status_code == 200
+    grid = manifest.json()
+    paths = [f"preview-{edge}.jpg" for edge in (320, 1600)]
+    paths += [f"tile-{c}-{r}.jpg" for r in range(grid["rows"]) for c in range(grid["cols"])]
+    got = {}
+    for path in paths:
+        response = client.get(f"/img/{uuid}/{path}")
+        assert response.status_code == 200 and response.content[:2] == b"\xff\xd8", (path, response.status_code)
+        got[path] = response.content
+    return got
+
+
+def test_the_app_prunes_what_earlier_sessions_left_over_budget_at_start(budgeted) -> None:
+    from flows.review.app import create_app
+    from tasks import previews
+
+    for i, (name, (_, sha)) in enumerate(sorted(budgeted["originals"].items())):
+        previews.build(budgeted["scans"] / name, sha, budgeted["cache"], max_pixels=10**9)
+        stamp = time.time() - 3600 + i  # a.png used longest ago
+        os.utime(previews.cache_dir(budgeted["cache"], sha), (stamp, stamp))
+    assert _cache_bytes(budgeted["cache"]) > CACHE_MB * 2**20
+    app = create_app(budgeted["cfg"], autorun=False)
+    with TestClient(app, base_url="http://127.0.0.1:8765") as client:
+        assert app.state.preview_cache.wait(30)
+        assert _cache_bytes(budgeted["cache"]) <= CACHE_MB * 2**20
+        result = app.state.preview_cache.last
+        assert result["removed"] >= 1 and not result["over_budget"]
+        left = {name for name, (_, sha) in budgeted["originals"].items()
+                if previews.cache_dir(budgeted["cache"], sha).is_dir()}
+        assert "h.png" in left and "a.png" not in left  # the oldest went first
+        assert client.get("/items").status_code == 200
+
+
+def test_viewing_many_files_keeps_the_cache_under_budget_and_every_image_serves(budgeted) -> None:
+    from flows.review.app import create_app
+    from tasks import previews
+
+    app = create_app(budgeted["cfg"], autorun=False)
+    first = {}
+    with TestClient(app, base_url="http://127.0.0.1:8765") as client:
+        for name, (uuid, _) in sorted(budgeted["originals"].items()):
+            first[name] = _view(client, uuid)
+            assert app.state.preview_cache.wait(30)
+            assert _cache_bytes(budgeted["cache"]) <= CACHE_MB * 2**20, name
+        assert not list(budgeted["cache"].rglob(".*"))  # nothing half-built or half-deleted left behind
+        # the first files were pruned long ago: viewing them again builds them again, the same bytes
+        for name in ("a.png", "b.png"):
+            uuid, sha = budgeted["originals"][name]
+            assert not previews.cache_dir(budgeted["cache"], sha).exists()
+            assert _view(client, uuid) == first[name]
+            assert app.state.preview_cache.wait(30)
+            assert _cache_bytes(budgeted["cache"]) <= CACHE_MB * 2**20
+        assert client.get("/").status_code == 200 and client.get("/items").status_code == 200
+
+
+def test_the_preview_cache_can_be_pruned_from_the_command_line(budgeted) -> None:
+    home = str(budgeted["cfg"].home)
+    assert _cache_bytes(budgeted["cache"]) > 0
+    result = CliRunner().invoke(cli, ["review", "--prune-cache", "--home", home])  # within budget: nothing to do
+    assert result.exit_code == 0 and "removed 0 entries" in result.output, result.output
+    result = CliRunner().invoke(cli, ["review", "--prune-cache", "--cache-mb", "0", "--home", home])
+    assert result.exit_code == 0 and "kept 0 (0.0 MiB of 0 MiB)" in result.output, result.output
+    assert _cache_bytes(budgeted["cache"]) == 0
+    result = CliRunner().invoke(cli, ["review", "--prune-cache", "--cache-mb", "-1", "--home", home])
+    assert result.exit_code == 2
