@@ -315,10 +315,15 @@ def _finish(
         when = utc_now()
         used: dict[str, Any] = {}
         out, used["color_transfer"] = color_transfer(ai, restored, strength=fin["color_transfer"])
+        judged = None
+        if fin.get("consistency"):
+            # The guard compares at the scan's size: shrink now rather than hold another full-size copy.
+            h, w = restored.shape[:2]
+            judged = cv2.resize(fidelity_blend(out, restored, fin["fidelity_blend"]), (w, h),
+                                interpolation=cv2.INTER_AREA)
         psf = psf_from_findings(fin["consistency_blur"]) if fin.get("consistency_blur") else None
-        consistent, used["consistency"] = consistency(out, restored, strength=fin.get("consistency", 0.0), psf=psf)
-        judged = fidelity_blend(out, restored, fin["fidelity_blend"]) if used["consistency"]["applied"] else None
-        out = fidelity_blend(consistent, restored, fin["fidelity_blend"])
+        out, used["consistency"] = consistency(out, restored, strength=fin.get("consistency", 0.0), psf=psf)
+        out = fidelity_blend(out, restored, fin["fidelity_blend"])
         used["fidelity_blend"] = fin["fidelity_blend"]
         if plan.faces:
             out, faces = _protect_faces(run, plan, out, restored)

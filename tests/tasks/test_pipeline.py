@@ -97,6 +97,42 @@ def test_master_stays_a_likeness_of_the_scan(tmp_path, shared_data, kit):
     assert peak_signal_noise_ratio(rgb, back) > 28  # faithful: no different image invented
 
 
+class _InventingUpscaler:
+    """The real model, but what it returns is the upscale of another photograph: an invention."""
+
+    def __init__(self, real: Upscaler, other: np.ndarray):
+        self.real, self.other = real, other
+        self.scale, self.agent = real.scale, real.agent
+        self.last_inference_seconds = 0.0
+
+    def upscale(self, rgb: np.ndarray, tile: int, overlap: int) -> np.ndarray:
+        h, w = rgb.shape[:2]
+        out = self.real.upscale(np.ascontiguousarray(self.other[:h, :w]), tile, overlap)
+        self.last_inference_seconds = self.real.last_inference_seconds
+        return out
+
+
+def test_the_guard_judges_what_the_model_made_not_the_consistency_correction(tmp_path, shared_data, kit):
+    scan = _crop(shared_data, "sr_gt/McMaster/1.tif", (0, 0, 96, 80))
+    other = (np.asarray(Image.open(shared_data / "sr_gt/McMaster/5.tif"))[:80, :96] / 255.0).astype(np.float32)
+    original = tmp_path / "scan.png"
+    Image.fromarray(scan).save(original)
+    real = kit.upscalers["realesr-general-x4v3"]
+    inventing = Toolkit(upscalers={"realesr-general-x4v3": _InventingUpscaler(real, other)},
+                        denoiser=kit.denoiser, software=kit.software, host=kit.host)
+    outcome = process_scan(_job(original, tmp_path), inventing)
+    steps = {s.step: s for s in outcome.steps}
+    assert steps["finish"].parameters["consistency"]["applied"]
+    guard = steps["fidelity-guard"]
+    assert guard.parameters["judged"] == "the model's result before the consistency step"
+    assert guard.outcome == "warning" and any(f.startswith("fidelity guard") for f in outcome.flags)
+    # Consistency alone would have hidden it: shrunk back, the master is the scan again.
+    master = decode(Path(outcome.master.path), max_pixels=10**8).pixels
+    back = np.asarray(Image.fromarray(master).resize((96, 80), Image.Resampling.BOX))
+    print(f"guard SSIM {guard.parameters['ssim']:.3f}; master shrunk vs scan {peak_signal_noise_ratio(scan, back):.1f} dB")
+    assert guard.parameters["ssim"] < 0.5 and peak_signal_noise_ratio(scan, back) > 25
+
+
 def test_rgba_keeps_alpha_and_gray_stays_gray(tmp_path, shared_data, kit):
     rgba = _crop(shared_data, "edge_cases/children-alpha.png", (0, 0, 64, 48))
     original = tmp_path / "alpha.png"
