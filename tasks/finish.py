@@ -17,16 +17,20 @@ from tasks.restore import resize
 from tasks.tone import from_lab, to_lab
 
 
-def fidelity_blend(ai: np.ndarray, restored: np.ndarray, strength: float) -> np.ndarray:
+def fidelity_blend(
+    ai: np.ndarray, restored: np.ndarray, strength: float, *, classical: np.ndarray | None = None,
+) -> np.ndarray:
     """Mix a classical (Lanczos) upscale of the restored scan into the AI result.
 
     `strength` is the classical share: 0 keeps the AI output, 1 is a plain Lanczos upscale.
     Tames the model's invented texture ("plastic skin") while keeping most of its clarity.
+    `classical`, when given, is that upscale made already (it is the same for every blend).
     """
     if strength <= 0:
         return ai
     h, w = ai.shape[:2]
-    classical = resize(restored, w, h)
+    if classical is None:
+        classical = resize(restored, w, h)
     return np.clip((1.0 - strength) * ai + strength * classical, 0.0, 1.0).astype(np.float32)
 
 

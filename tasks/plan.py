@@ -120,14 +120,20 @@ def _plan_finish(plan: Plan, recipe: Recipe, findings: dict[str, Any], problems:
                             "8x8 blocks back into the master")
         return
     plan.finish["consistency"] = fin.consistency
+    if fin.color_transfer > 0 and fin.consistency == 1.0:
+        # Consistency matches the scan's colours locally, which a global Lab transfer only does on
+        # average: the transfer would change nothing it keeps (bench/quality.py: +0.02 dB) and
+        # its two Lab conversions of the full-size master were most of the finishing time.
+        plan.finish["color_transfer"] = 0.0
+    replaces = " (it does the colour transfer's work, locally)" if plan.finish["color_transfer"] != fin.color_transfer else ""
     blur = findings.get("blur") or {}
     if plan.deblur is None and ({MOTION_BLUR, DEFOCUS_BLUR} & set(problems)) and blur.get("type") in ("motion", "defocus"):
         # The scan is blurred and was not deconvolved: the master, blurred the same way, must match.
         plan.finish["consistency_blur"] = dict(blur)
         plan.reasons.append(f"consistency: the master, blurred by the diagnosed {blur['type']} blur and shrunk "
-                            "to the scan's size, reproduces the restored scan")
+                            f"to the scan's size, reproduces the restored scan{replaces}")
     else:
-        plan.reasons.append("consistency: the master, shrunk to the scan's size, reproduces the restored scan")
+        plan.reasons.append(f"consistency: the master, shrunk to the scan's size, reproduces the restored scan{replaces}")
 
 
 def _plan_tone(plan: Plan, recipe: Recipe, findings: dict[str, Any], problems: frozenset[str] | set[str]) -> None:

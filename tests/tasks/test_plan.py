@@ -134,6 +134,8 @@ def test_consistency_is_skipped_on_jpeg_blocking_and_follows_an_undeconvolved_bl
                        problems={"jpeg_blocking"})
     assert blocky.finish["consistency"] == 0.0
     assert any(r.startswith("consistency: skipped, JPEG blocking") for r in blocky.reasons)
+    # Full consistency does the colour transfer's work locally; without it the transfer stays.
+    assert clean.finish["color_transfer"] == 0.0 and blocky.finish["color_transfer"] == ARCHIVAL.finish.color_transfer
     # Mild defocus is left to the model, so the master must match the scan through that blur.
     soft = {"noise_sigma": 0.5, "blur": {"type": "defocus", "score": 2.0, "sigma_px": 1.2}}
     mild = plan_scan(ARCHIVAL, soft, 100, 80, model_scale=4, denoiser_available=True, problems={"defocus_blur"})
