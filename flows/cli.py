@@ -131,9 +131,7 @@ def _run_flow(scans_dir: Path, recipe: str, scale, long_edge, **overrides: Any) 
     except MissingModelError as exc:
         _fail(str(exc))
     from flows.progress import set_reporter
-    from flows.restore_batch import restore_batch
-
-    from flows.restore_batch import ArchiveBusy, RunStopped
+    from flows.restore_batch import ArchiveBusy, RunStopped, restore_batch
 
     reporter = _RichReporter(err)
     set_reporter(reporter)

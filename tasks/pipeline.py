@@ -317,13 +317,13 @@ def _finish(
         out, used["color_transfer"] = color_transfer(ai, restored, strength=fin["color_transfer"])
         classical = resize(restored, out.shape[1], out.shape[0]) if fin["fidelity_blend"] > 0 else None
         judged = None
-        if fin.get("consistency"):
+        if fin["consistency"]:
             # The guard compares at the scan's size: shrink now rather than hold another full-size copy.
             h, w = restored.shape[:2]
             judged = cv2.resize(fidelity_blend(out, restored, fin["fidelity_blend"], classical=classical), (w, h),
                                 interpolation=cv2.INTER_AREA)
-        psf = psf_from_findings(fin["consistency_blur"]) if fin.get("consistency_blur") else None
-        out, used["consistency"] = consistency(out, restored, strength=fin.get("consistency", 0.0), psf=psf)
+        psf = psf_from_findings(fin["consistency_blur"]) if fin["consistency_blur"] else None
+        out, used["consistency"] = consistency(out, restored, strength=fin["consistency"], psf=psf)
         out = fidelity_blend(out, restored, fin["fidelity_blend"], classical=classical)
         del classical
         used["fidelity_blend"] = fin["fidelity_blend"]

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from config.recipe import Recipe
-from tasks.diagnosis.tone import is_toned_print
+from tasks.diagnosis.tone import CAST_DELTA_AB, CAST_SPREAD_RATIO, FADED_CONTRAST, is_toned_print
 
 # The denoiser model the recipe's "ffdnet" method uses.
 FFDNET_MODEL = "ffdnet_color"
@@ -120,20 +120,21 @@ def _plan_finish(plan: Plan, recipe: Recipe, findings: dict[str, Any], problems:
                             "8x8 blocks back into the master")
         return
     plan.finish["consistency"] = fin.consistency
+    replaces = ""
     if fin.color_transfer > 0 and fin.consistency == 1.0:
         # Consistency matches the scan's colours locally, which a global Lab transfer only does on
         # average: the transfer would change nothing it keeps (bench/quality.py: +0.02 dB) and
         # its two Lab conversions of the full-size master were most of the finishing time.
         plan.finish["color_transfer"] = 0.0
-    replaces = " (it does the colour transfer's work, locally)" if plan.finish["color_transfer"] != fin.color_transfer else ""
+        replaces = " (it does the colour transfer's work, locally)"
     blur = findings.get("blur") or {}
+    through = ""
     if plan.deblur is None and ({MOTION_BLUR, DEFOCUS_BLUR} & set(problems)) and blur.get("type") in ("motion", "defocus"):
         # The scan is blurred and was not deconvolved: the master, blurred the same way, must match.
         plan.finish["consistency_blur"] = dict(blur)
-        plan.reasons.append(f"consistency: the master, blurred by the diagnosed {blur['type']} blur and shrunk "
-                            f"to the scan's size, reproduces the restored scan{replaces}")
-    else:
-        plan.reasons.append(f"consistency: the master, shrunk to the scan's size, reproduces the restored scan{replaces}")
+        through = f" blurred by the diagnosed {blur['type']} blur and"
+    plan.reasons.append(f"consistency: the master,{through} shrunk to the scan's size, reproduces the restored "
+                        f"scan{replaces}")
 
 
 def _plan_tone(plan: Plan, recipe: Recipe, findings: dict[str, Any], problems: frozenset[str] | set[str]) -> None:
@@ -171,8 +172,6 @@ def _plan_tone(plan: Plan, recipe: Recipe, findings: dict[str, Any], problems: f
 
 def fade_severity(contrast: float | None) -> float:
     """0-1: how far under the faded threshold the contrast is (1 at FADE_RAMP under or more)."""
-    from tasks.diagnosis.tone import FADED_CONTRAST
-
     if contrast is None:
         return 1.0
     return round(min(max((FADED_CONTRAST - contrast) / FADE_RAMP, 0.05), 1.0), 3)
@@ -181,8 +180,6 @@ def fade_severity(contrast: float | None) -> float:
 def cast_severity(cast: dict[str, Any]) -> float:
     """0-1: how far the cast clears both reporting gates (its size, and its size against the
     picture's own chroma spread); 1 when the spread is unknown (findings from older versions)."""
-    from tasks.diagnosis.tone import CAST_DELTA_AB, CAST_SPREAD_RATIO
-
     magnitude, spread = float(cast.get("magnitude", 0.0)), cast.get("spread")
     if spread is None:
         return 1.0

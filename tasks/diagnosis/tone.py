@@ -82,14 +82,10 @@ def chroma_residual(lab: np.ndarray) -> float:
     """RMS Δab of a*, b* about their median within each lightness bin (see the module doc)."""
     flat = lab.reshape(-1, 3)
     bins = np.clip((flat[:, 0] * (_L_BINS / 100.0)).astype(np.int64), 0, _L_BINS - 1)
-    order = np.argsort(bins, kind="stable")
-    edges = np.searchsorted(bins[order], np.arange(_L_BINS + 1))
-    chroma = flat[order, 1:]
     total = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        if hi > lo:
-            part = chroma[lo:hi]
-            total += float(((part - np.median(part, axis=0)) ** 2).sum())
+    for k in np.unique(bins):
+        part = flat[bins == k, 1:]
+        total += float(((part - np.median(part, axis=0)) ** 2).sum())
     return math.sqrt(total / max(len(flat), 1))
 
 
