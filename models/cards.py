@@ -39,13 +39,15 @@ class ModelCard:
     licence: str
     params_key: ParamsKey  # key of the state dict inside the checkpoint; None: a plain state dict
     description: str
+    # For weights nobody publishes: the command that makes them (shown when they are missing).
+    make_command: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "task": self.task, "architecture": self.architecture,
             "arch_kwargs": dict(self.arch_kwargs), "scale": self.scale, "filename": self.filename,
             "url": self.url, "sha256": self.sha256, "licence": self.licence,
-            "params_key": self.params_key, "description": self.description,
+            "params_key": self.params_key, "description": self.description, "make_command": self.make_command,
         }
 
 
@@ -129,6 +131,22 @@ _CARD_LIST: tuple[ModelCard, ...] = (
 )
 
 _CARD_LIST += (
+    ModelCard(
+        name="restorium-fidelity-x4v3",
+        task="upscale",
+        architecture="SRVGGNetCompact",
+        arch_kwargs={"num_in_ch": 3, "num_out_ch": 3, "num_feat": 64, "num_conv": 32, "upscale": 4,
+                     "act_type": "prelu"},
+        scale=4,
+        filename="restorium-fidelity-x4v3.pth",
+        url=None,  # made locally from realesr-general-x4v3 and the team's own clean photographs
+        sha256=None,
+        licence=_REALESRGAN_LICENCE + " (derived from realesr-general-x4v3)",
+        params_key="params",
+        description="realesr-general-x4v3 fine-tuned for fidelity (L1 loss) on degraded copies of clean "
+                    "photographs: the archival preset's upscaler when present.",
+        make_command="restorium models finetune PHOTOS... (clean photographs; ~25 min on a 2-core CPU)",
+    ),
     ModelCard(
         name="face_detection_yunet",
         task="detect",

@@ -63,11 +63,12 @@ class WeightsNotFoundError(WeightsError, FileNotFoundError):
     @classmethod
     def for_card(cls, card: ModelCard, models_dir: Path, filename: str) -> WeightsNotFoundError:
         where = str(models_dir) + ("" if models_dir.is_dir() else " (the folder does not exist)")
-        fetch = (
-            f"  - download it: restorium models fetch {card.name}   (from {card.url})"
-            if card.url
-            else "  - (no official download URL is known for this model: it must be imported)"
-        )
+        if card.url:
+            fetch = f"  - download it: restorium models fetch {card.name}   (from {card.url})"
+        elif card.make_command:
+            fetch = f"  - make it: {card.make_command}"
+        else:
+            fetch = "  - (no official download URL is known for this model: it must be imported)"
         return cls(
             f"model {card.name!r} needs the weights file {filename}, which is not in {where}. Fix one of:\n"
             f"  - set {MODELS_DIR_ENV} to a folder that holds {filename}\n"
@@ -347,8 +348,9 @@ def fetch(
     card = get_card(name)
     source = url or card.url
     if not source:
+        make = f"make it ({card.make_command}) or " if card.make_command else ""
         raise FetchError(
-            f"model {name!r} has no official download URL; import a local copy instead: "
+            f"model {name!r} has no official download URL; {make}import a local copy instead: "
             f"restorium models import PATH --name {name}"
         )
     models_dir = Path(models_dir).expanduser().resolve()
