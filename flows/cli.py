@@ -353,6 +353,50 @@ def models_import(
     out.print(f"{name}: {got.path} sha256 {got.sha256}")
 
 
+@models_app.command("finetune")
+def models_finetune(
+    photos: Annotated[list[Path], typer.Argument(help="Clean photographs (files or folders) to train on.")],
+    name: Annotated[str, typer.Option(help="Name to register the new weights under.")] = "restorium-fidelity-x4v3",
+    parent: Annotated[str, typer.Option("--from", help="Compact upscaler to start from.")] = "realesr-general-x4v3",
+    steps: Annotated[int, typer.Option(min=1, help="Training steps (batches of 8 crops).")] = 5000,
+    seed: Annotated[int, typer.Option(help="Seed of the crops and degradations drawn.")] = 0,
+    models_dir: Annotated[Optional[Path], typer.Option(help="Weights folder (RESTORIUM_MODELS_DIR).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace weights already registered under NAME.")] = False,
+) -> None:
+    """Fine-tune a compact upscaler for fidelity (L1 loss) on degraded copies of clean photographs.
+
+    About 0.45 s a step on a 2-core CPU. The weights and a NAME.training.json record (settings,
+    the parent's and the photographs' hashes) go into the models folder.
+    """
+    from models.finetune import FinetuneSettings, train_and_register
+    from tasks.ingest import discover
+    from models.weights import WeightsError
+
+    files: list[Path] = []
+    for path in photos:
+        if path.is_dir():
+            files += discover(path)
+        elif path.is_file():
+            files.append(path)
+        else:
+            _fail(f"{path}: no such file or folder")
+    if not files:
+        _fail("no photographs to train on (TIFF, PNG or JPEG)")
+    cfg = _settings(models_dir=models_dir)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("L1 {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                        console=err)
+    try:
+        with progress:
+            task = progress.add_task(f"fine-tuning {name}", total=steps, loss=0.0)
+            got = train_and_register(
+                files, parent, name, cfg.models_dir, FinetuneSettings(steps=steps, seed=seed), overwrite=overwrite,
+                progress=lambda step, loss: progress.update(task, completed=step, loss=loss))
+    except (WeightsError, ValueError, OSError) as exc:
+        _fail(str(exc))
+    out.print(f"{name}: {got.path} sha256 {got.sha256}")
+
+
 @app.command()
 def qa(
     paths: Annotated[list[Path], typer.Argument(help="Scan files or folders (searched recursively).")],

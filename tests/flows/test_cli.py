@@ -77,7 +77,30 @@ def test_missing_weights_stop_before_any_work(tmp_path, env):
     assert result.returncode == 2
     assert "realesr-general-x4v3" in result.stderr and "restorium models fetch" in result.stderr
     assert "restorium models import" in result.stderr
+    # archival names the fidelity weights first and says how to make them, then its fallback
+    assert "restorium-fidelity-x4v3" in result.stderr and "restorium models finetune" in result.stderr
+    assert "fallback model is missing too" in result.stderr
     assert not (tmp_path / "archive" / "catalog.sqlite").exists()
+
+
+def test_models_finetune_registers_weights_the_archival_preset_then_uses(tmp_path, env, shared_models, shared_data):
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "realesr-general-x4v3.pth").symlink_to(shared_models / "realesr-general-x4v3.pth")
+    photos = sorted((shared_data / "sr_gt/CBSD68").glob("*.png"))[1:3]
+    result = _cli("models", "finetune", *map(str, photos), "--steps", "2", "--models-dir", str(models),
+                  env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("restorium-fidelity-x4v3: ")
+    record = json.loads((models / "restorium-fidelity-x4v3.training.json").read_text())
+    assert record["settings"]["steps"] == 2 and record["files"] == [str(p) for p in photos]
+    listed = _cli("models", "list", "--json", "--models-dir", str(models), env=env, timeout=120)
+    rows = {r["name"]: r for r in json.loads(listed.stdout)}
+    assert rows["restorium-fidelity-x4v3"]["present"] and rows["restorium-fidelity-x4v3"]["sha256"] == record["sha256"]
+
+    missing = _cli("models", "finetune", str(tmp_path / "nothing-here"), "--models-dir", str(models), env=env,
+                   timeout=120)
+    assert missing.returncode == 2 and "nothing-here: no such file or folder" in missing.stderr
 
 
 def test_argument_errors_are_clear(tmp_path, env):
