@@ -67,6 +67,9 @@ class DeblurStep(_Strict):
 
 class UpscaleStep(_Strict):
     model: str = "realesr-general-x4v3"
+    # Used when `model`'s weights are neither in the models folder nor downloadable (a model the
+    # team makes itself, e.g. with `restorium models finetune`); the master records which one ran.
+    fallback_model: str | None = None
     # Exactly one of: a factor of the input size, or a long edge in pixels.
     scale: float | None = Field(2.0, gt=0, le=16)
     long_edge: int | None = Field(None, ge=16, le=65_536)
@@ -160,6 +163,7 @@ class Recipe(_Strict):
 ADDED_LATER: dict[tuple[str, str], Any] = {
     ("finish", "consistency"): 0.0,
     ("tone", "keep_toned"): False,
+    ("upscale", "fallback_model"): None,
 }
 
 

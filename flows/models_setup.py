@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from config.recipe import Recipe
 from config.settings import Settings
-from models.weights import FetchError, WeightsNotFoundError, fetch, resolve
+from models.weights import FetchError, ResolvedWeights, WeightsNotFoundError, fetch, resolve
 from tasks.plan import FACE_MODEL, FFDNET_MODEL
 
 
@@ -27,17 +27,32 @@ class RecipeModels:
     face_detector: str | None = None
 
 
-def resolve_recipe_models(recipe: Recipe, cfg: Settings) -> RecipeModels:
-    name = recipe.upscale.model
+def _upscaler(name: str, cfg: Settings) -> ResolvedWeights:
     try:
-        upscaler = resolve(name, cfg.models_dir)
+        return resolve(name, cfg.models_dir)
     except WeightsNotFoundError as missing:
         try:
-            upscaler = fetch(name, cfg.models_dir)
+            return fetch(name, cfg.models_dir)
         except FetchError as failed:
             raise MissingModelError(f"{missing}\nAn automatic download was tried and failed: {failed}") from failed
+
+
+def resolve_recipe_models(recipe: Recipe, cfg: Settings) -> RecipeModels:
+    name, notes = recipe.upscale.model, []
+    try:
+        upscaler = _upscaler(name, cfg)
+    except MissingModelError as missing:
+        if recipe.upscale.fallback_model is None:
+            raise
+        # Only a weights file that is missing falls back; one that is there but wrong still stops the run.
+        try:
+            upscaler = _upscaler(recipe.upscale.fallback_model, cfg)
+        except MissingModelError as also:
+            raise MissingModelError(f"{missing}\n\nThe recipe's fallback model is missing too: {also}") from also
+        notes.append(f"{name} weights are not in {cfg.models_dir}: upscaling with the recipe's fallback, "
+                     f"{recipe.upscale.fallback_model} (masters record which model made them)")
+        name = recipe.upscale.fallback_model
     weights = {name: upscaler.sha256}
-    notes = []
     denoiser = None
     if recipe.denoise.method == "ffdnet":
         try:

@@ -149,11 +149,13 @@ def _master(run: _Run, image: DecodedImage) -> ScanOutcome:
         run.add_step(QUALITY_ASSESSMENT, "qa", f"verdict {verdict}" + "".join(f"; {r}" for r in reasons),
                      params, outcome="warning" if verdict == "warn" else "success", when=when)
 
-    upscaler = kit.upscalers.get(recipe.upscale.model)
+    # The run loaded the recipe's model, or its fallback when the model's weights were missing.
+    upscaler = kit.upscalers.get(recipe.upscale.model) or kit.upscalers.get(recipe.upscale.fallback_model or "")
     if upscaler is None:
         raise RuntimeError(f"model {recipe.upscale.model!r} is not loaded in this worker")
     plan = plan_scan(
         recipe, report.findings, image.width, image.height, model_scale=upscaler.scale,
+        model_name=upscaler.card.name,
         denoiser_available=kit.denoiser is not None, problems=report.problems,
         has_mask=report.scratch_mask is not None, face_detector_available=kit.faces is not None,
     )

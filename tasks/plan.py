@@ -94,10 +94,11 @@ def target_size(width: int, height: int, recipe: Recipe) -> tuple[int, int, floa
 def plan_scan(
     recipe: Recipe, findings: dict[str, Any], width: int, height: int, *, model_scale: int,
     denoiser_available: bool, problems: frozenset[str] | set[str] = frozenset(), has_mask: bool = False,
-    face_detector_available: bool = False,
+    face_detector_available: bool = False, model_name: str | None = None,
 ) -> Plan:
+    """`model_name`: the upscaler loaded for the run (the recipe's model, or its fallback)."""
     plan = Plan()
-    _plan_upscale(plan, recipe, width, height, model_scale)  # first: deblurring depends on it
+    _plan_upscale(plan, recipe, width, height, model_scale, model_name or recipe.upscale.model)  # first: deblurring depends on it
     _plan_tone(plan, recipe, findings, problems)
     _plan_cleanup(plan, recipe, findings, problems, has_mask)
     _plan_denoise(plan, recipe, findings, denoiser_available)
@@ -253,7 +254,7 @@ def _plan_deblur(plan: Plan, recipe: Recipe, findings: dict[str, Any], problems:
                         f"noise gain at most {step.max_noise_gain}x")
 
 
-def _plan_upscale(plan: Plan, recipe: Recipe, width: int, height: int, model_scale: int) -> None:
+def _plan_upscale(plan: Plan, recipe: Recipe, width: int, height: int, model_scale: int, model: str) -> None:
     tw, th, factor = target_size(width, height, recipe)
     plan.target_width, plan.target_height = tw, th
     if factor <= 1.0:
@@ -265,7 +266,9 @@ def _plan_upscale(plan: Plan, recipe: Recipe, width: int, height: int, model_sca
             f"upscale factor {factor:.2f} needs {passes} passes of a x{model_scale} model "
             f"(at most {MAX_MODEL_PASSES}); choose a smaller --scale or --long-edge"
         )
-    plan.upscale_model, plan.model_passes = recipe.upscale.model, passes
+    plan.upscale_model, plan.model_passes = model, passes
+    if model != recipe.upscale.model:
+        plan.reasons.append(f"upscale: {recipe.upscale.model} weights not available, using the recipe's fallback")
     native = model_scale**passes
     resize = "exact" if native == factor else f"then resized from x{native} to x{factor:.4g}"
     plan.reasons.append(f"upscale: {plan.upscale_model} x{model_scale} x{passes} pass(es) {resize} → {tw}x{th}")

@@ -144,6 +144,39 @@ def test_a_scan_in_a_symlinked_sub_folder_keeps_its_sub_folder(tmp_path, shared_
         assert catalog.audit(master_path=str(master)).original["path"] == str(scan.resolve())
 
 
+def test_archival_upscales_with_the_fidelity_weights_when_present_else_its_fallback(tmp_path, shared_data,
+                                                                                     shared_models):
+    """The archival preset names the locally made fidelity weights with realesr-general-x4v3 as its
+    fallback: each master records the model that really ran, and making the weights later gives
+    new masters (the weights are part of the derivation key), never a silent mix."""
+    from models.finetune import FinetuneSettings, train_and_register
+    from models.weights import import_weights
+
+    models = tmp_path / "models"
+    for name in ("realesr-general-x4v3", "ffdnet_color"):
+        import_weights(shared_models / f"{name}.pth", name, models)
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    Image.open(shared_data / "edge_cases/wolf_gray.jpg").crop((0, 0, 48, 40)).save(folder / "wolf.png")
+    settings = _settings(tmp_path, models)
+
+    before = restore_batch(str(folder), settings=settings)
+    photos = sorted((shared_data / "sr_gt/CBSD68").glob("*.png"))[1:3]
+    tuned = train_and_register(photos, "realesr-general-x4v3", "restorium-fidelity-x4v3", models,
+                               FinetuneSettings(steps=2, batch=2, patch=64))
+    after = restore_batch(str(folder), settings=settings)
+
+    assert _counts(before)["mastered"] == 1 and _counts(after)["mastered"] == 1  # re-mastered, not "unchanged"
+    old, new = (read_provenance(Path(s["scans"][0]["master"])) for s in (before, after))
+    assert old.recipe["resolved"]["upscale"]["model"] == "realesr-general-x4v3"
+    assert any("using the recipe's fallback" in r for r in old.recipe["plan_reasons"])
+    assert new.recipe["resolved"]["upscale"]["model"] == "restorium-fidelity-x4v3"
+    upscale = next(s for s in new.steps if s.step == "upscale")
+    assert [(a.name, a.weights_sha256) for a in upscale.agents if a.kind == "model"] == [
+        ("restorium-fidelity-x4v3", tuned.sha256)]
+    assert old.derivation_key != new.derivation_key
+
+
 @pytest.mark.postgres
 def test_catalog_on_postgresql(tmp_path, scans, shared_models, postgres_url):
     settings = _settings(tmp_path, shared_models, catalog_url=postgres_url)

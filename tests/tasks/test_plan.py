@@ -33,6 +33,18 @@ def test_model_passes_are_minimal():
         plan_scan(ARCHIVAL.with_target(scale=16), {}, 10, 10, model_scale=2, denoiser_available=True)
 
 
+def test_the_plan_names_the_upscaler_the_run_loaded():
+    tuned = plan_scan(ARCHIVAL, {}, 100, 100, model_scale=4, denoiser_available=True,
+                      model_name="restorium-fidelity-x4v3")
+    assert tuned.upscale_model == "restorium-fidelity-x4v3"
+    assert not any("fallback" in r for r in tuned.reasons)
+    fallback = plan_scan(ARCHIVAL, {}, 100, 100, model_scale=4, denoiser_available=True,
+                         model_name="realesr-general-x4v3")
+    assert fallback.upscale_model == "realesr-general-x4v3"
+    assert "upscale: restorium-fidelity-x4v3 weights not available, using the recipe's fallback" in fallback.reasons
+    assert fallback.resolved(ARCHIVAL)["upscale"]["model"] == "realesr-general-x4v3"
+
+
 def test_denoise_strength_follows_measured_noise():
     quiet = plan_scan(ARCHIVAL, {"noise_sigma": 1.0}, 64, 64, model_scale=4, denoiser_available=True)
     assert quiet.denoise_method == "off" and any(r.startswith("denoise: skipped") for r in quiet.reasons)

@@ -1,0 +1,47 @@
+"""Which weights a run will use: the recipe's model, else its fallback, settled before any scan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from config.recipe import load_recipe
+from config.settings import Settings
+from flows.models_setup import MissingModelError, resolve_recipe_models
+from models.weights import import_weights
+
+
+def test_a_missing_model_falls_back_only_when_the_recipe_says_so(tmp_path: Path, shared_models: Path) -> None:
+    cfg = Settings(home=tmp_path / "archive", models_dir=shared_models)
+    archival = load_recipe("archival")
+    assert (archival.upscale.model, archival.upscale.fallback_model) == (
+        "restorium-fidelity-x4v3", "realesr-general-x4v3")
+
+    models = resolve_recipe_models(archival, cfg)
+
+    assert models.upscale_models == ["realesr-general-x4v3"]
+    assert set(models.weights) == {"realesr-general-x4v3", "ffdnet_color"}
+    assert any("fallback, realesr-general-x4v3" in note for note in models.notes)
+
+    strict = archival.model_copy(update={"upscale": archival.upscale.model_copy(update={"fallback_model": None})})
+    with pytest.raises(MissingModelError, match="make it: restorium models finetune"):
+        resolve_recipe_models(strict, cfg)
+
+
+def test_present_weights_are_used_and_a_corrupt_file_never_falls_back(tmp_path: Path, shared_models: Path) -> None:
+    models_dir = tmp_path / "models"
+    import_weights(shared_models / "realesr-general-x4v3.pth", "realesr-general-x4v3", models_dir)
+    # Any SRVGG x4 file of the right shape stands in for the fine-tuned weights here.
+    tuned = import_weights(shared_models / "realesr-general-x4v3.pth", "restorium-fidelity-x4v3", models_dir)
+    cfg = Settings(home=tmp_path / "archive", models_dir=models_dir)
+
+    models = resolve_recipe_models(load_recipe("archival"), cfg)
+    assert models.upscale_models == ["restorium-fidelity-x4v3"]
+    assert not any("fallback" in note for note in models.notes)
+    assert models.weights["restorium-fidelity-x4v3"] == tuned.sha256
+
+    tuned.path.write_bytes(b"not weights")  # changed after import: refused, not replaced by the fallback
+    with pytest.raises(Exception, match="restorium-fidelity-x4v3") as refused:
+        resolve_recipe_models(load_recipe("archival"), cfg)
+    assert not isinstance(refused.value, MissingModelError)
