@@ -16,7 +16,7 @@ ifneq ($(SHARED_MODELS),)
 export RESTORIUM_MODELS_DIR ?= $(SHARED_MODELS)
 endif
 
-.PHONY: install system-deps demo test test-fast bench bench-scale bench-catalog clean-demo
+.PHONY: install system-deps demo test test-fast bench bench-scale bench-catalog bench-quality fidelity-weights clean-demo
 
 # Debian tools the tests drive for real: exiftool reads masters back like an auditor would,
 # Chromium + ChromeDriver run the review page's browser tests. Installed when missing and we may
@@ -60,6 +60,19 @@ bench-scale: install  # ~15 min on 2 cores: overhead, driver memory at 500/2,000
 
 bench-catalog: install  # ~5 min: find/audit latency at 1,000,000 events, SQLite and PostgreSQL
 	$(BIN)/python bench/catalog_queries.py
+
+# The archival preset's upscaler, made here: realesr-general-x4v3 fine-tuned for fidelity on the 56
+# CBSD68 photographs bench/quality.py never scores (~25 min on 2 cores). It goes into weights/
+# (ignored by git) beside links to the shared weights; bench-quality uses that folder when it exists.
+WEIGHTS := weights
+fidelity-weights: install
+	@test -n "$(SHARED_MODELS)" || { echo "../shared/models is needed (the parent weights)"; exit 2; }
+	mkdir -p $(WEIGHTS) && for f in $(SHARED_MODELS)/*.pth $(SHARED_MODELS)/*.onnx; do ln -sf "$$f" $(WEIGHTS)/; done
+	$(BIN)/restorium models finetune --models-dir $(WEIGHTS) --overwrite $$($(BIN)/python bench/quality.py --held-out)
+
+bench-quality: install  # ~10 min: PSNR/SSIM vs ground truth, bicubic / Real-ESRGAN CLI / archival
+	RESTORIUM_MODELS_DIR=$$(test -f $(WEIGHTS)/restorium-fidelity-x4v3.pth && echo $(abspath $(WEIGHTS)) || echo "$$RESTORIUM_MODELS_DIR") \
+	  $(BIN)/python bench/quality.py
 
 clean-demo:
 	rm -rf archive-demo

@@ -34,11 +34,22 @@ SHARED = REPO.parent / "shared"
 BORDER = 4
 
 
+def _cbsd68() -> list[Path]:
+    return sorted((SHARED / "data/sr_gt/CBSD68").glob("*.png"))
+
+
+def held_out_photographs() -> list[Path]:
+    """The CBSD68 photographs this benchmark never scores: what the fidelity weights may be trained on
+    (`make fidelity-weights`)."""
+    scored = set(_cbsd68()[::6])
+    return [p for p in _cbsd68() if p not in scored]
+
+
 def _clean_images(limit: int) -> list[tuple[str, np.ndarray]]:
     from PIL import Image
 
     files = (sorted((SHARED / "data/sr_gt/McMaster").glob("*.tif"))
-             + sorted((SHARED / "data/sr_gt/CBSD68").glob("*.png"))[::6]
+             + _cbsd68()[::6]
              + sorted((SHARED / "data/sr_gt/Set5").rglob("*HR*.png")))
     picked = files[: limit] if limit else files
     out = []
@@ -87,7 +98,7 @@ class _Restorium:
         from models.actors import host_agent
         from models.faces import FaceDetector
         from models.upscaler import Denoiser, Upscaler
-        from models.weights import resolve
+        from models.weights import WeightsNotFoundError, resolve
         from tasks.pipeline import Toolkit
         from tasks.types import AgentInfo
 
@@ -98,8 +109,15 @@ class _Restorium:
         if self.recipe.faces.enabled:
             weights = resolve("face_detection_yunet", models_dir)
             faces = FaceDetector(weights.path, score_threshold=0.5)
+        try:
+            upscaler = resolve(self.recipe.upscale.model, models_dir)
+        except WeightsNotFoundError:
+            if self.recipe.upscale.fallback_model is None:
+                raise
+            upscaler = resolve(self.recipe.upscale.fallback_model, models_dir)
+        self.model = f"{upscaler.card.name} ({upscaler.sha256[:12]})"
         self.kit = Toolkit(
-            upscalers={self.recipe.upscale.model: Upscaler(resolve(self.recipe.upscale.model, models_dir))},
+            upscalers={upscaler.card.name: Upscaler(upscaler)},
             denoiser=Denoiser(resolve("ffdnet_color", models_dir)),
             software=AgentInfo(kind="software", name="restorium", version=software_version()),
             host=host_agent("cpu"), faces=faces,
@@ -170,12 +188,18 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="6 images instead of all 35")
     ap.add_argument("--images", type=int, default=0, help="use the first N images (0 = all)")
     ap.add_argument("--recipe", default="archival")
+    ap.add_argument("--held-out", action="store_true",
+                    help="list the CBSD68 photographs the benchmark never scores (training photographs), and exit")
     args = ap.parse_args()
+    if args.held_out:
+        print("\n".join(str(p) for p in held_out_photographs()))
+        return
     models_dir = Path(os.environ.get("RESTORIUM_MODELS_DIR") or SHARED / "models")
     images = _clean_images(6 if args.quick else args.images)
 
     with tempfile.TemporaryDirectory(prefix="restorium-quality-") as tmp:
-        methods = {"bicubic": _bicubic, "cli": _Cli(models_dir), "restorium": _Restorium(models_dir, args.recipe, Path(tmp))}
+        restorium = _Restorium(models_dir, args.recipe, Path(tmp))
+        methods = {"bicubic": _bicubic, "cli": _Cli(models_dir), "restorium": restorium}
         scores: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
         seconds: dict[str, float] = defaultdict(float)
         started = time.perf_counter()
@@ -191,7 +215,8 @@ def main() -> None:
 
     degradations = list(dict.fromkeys(d for d, _ in scores))
     names = list(methods)
-    print(f"{len(images)} clean images, recipe {args.recipe!r}; PSNR dB / SSIM vs ground truth (border {BORDER} px)\n")
+    print(f"{len(images)} clean images, recipe {args.recipe!r} (upscaler {restorium.model}); "
+          f"PSNR dB / SSIM vs ground truth (border {BORDER} px)\n")
     header = f"{'degradation':<14}" + "".join(f"{m:>22}" for m in names) + f"{'Δ vs bicubic':>14}{'Δ SSIM vs cli':>15}"
     print(header)
     print("-" * len(header))
