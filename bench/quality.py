@@ -8,13 +8,17 @@ of it — and brought back to the clean size three ways, in one run:
   cli          RealESRGANer with realesr-general-x4v3, outscale 4 (the Real-ESRGAN CLI path:
                inference_realesrgan.py -n realesr-general-x4v3 -s 4, tile 0)
   restorium    the whole pipeline (tasks.pipeline.process_scan: QA, plan, restoration steps,
-               upscale, finish) with a recipe (default: the archival preset) at --scale 4
+               upscale, finish) with a recipe (default: the archival preset) at --scale 4; the
+               archival upscaler is restorium-fidelity-x4v3 where RESTORIUM_MODELS_DIR holds it
+               (`make fidelity-weights`, trained on the CBSD68 photographs listed by --held-out,
+               none of which is scored here), else its fallback realesr-general-x4v3. The header
+               names the one that ran.
 
 PSNR (dB) and SSIM against the clean image, on RGB 0-255 with a 4 px border cut, per
 degradation and on average. Targets (issue "Faithful masters"): restorium ≥ bicubic + 1.5 dB
 PSNR and ≥ cli + 0.05 SSIM on average, and better than both on scratched and noisy scans.
 
-Usage: python bench/quality.py [--quick] [--recipe NAME] [--images N]
+Usage: python bench/quality.py [--quick] [--recipe NAME] [--images N] [--held-out]
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ import torch
 from PIL import Image
 
 from models.cards import CARDS
-from models.loading import build_network
+from models.loading import build_network, select_device
 from models.weights import ResolvedWeights, import_weights, resolve
 from tasks.atomic import atomic_write
 from tasks.samples import add_noise, defocus_blur, jpeg_roundtrip
@@ -86,7 +86,7 @@ def make_batch(photos: Sequence[np.ndarray], scale: int, rng: np.random.Generato
 
 
 def finetune(parent: ResolvedWeights, photos: Sequence[np.ndarray], out_path: Path, s: FinetuneSettings,
-             progress: Callable[[int, float], None] | None = None) -> dict:
+             progress: Callable[[int, float], None] | None = None, device: str = "auto") -> dict:
     """Train from `parent`'s weights; write a `{'params': state_dict}` checkpoint to `out_path`.
 
     Returns the training record (settings, parent hash, photographs' hashes, final loss, time).
@@ -97,7 +97,8 @@ def finetune(parent: ResolvedWeights, photos: Sequence[np.ndarray], out_path: Pa
     usable = [p for p in photos if min(p.shape[:2]) >= s.patch]
     if not usable:
         raise ValueError(f"no photograph is at least {s.patch} px on its short side")
-    net = build_network(parent.card, parent.path, torch.device("cpu"))
+    where = select_device(device)  # the batches are made on the CPU either way
+    net = build_network(parent.card, parent.path, where)
     net.train()
     for p in net.parameters():
         p.requires_grad_(True)
@@ -106,7 +107,7 @@ def finetune(parent: ResolvedWeights, photos: Sequence[np.ndarray], out_path: Pa
     start, running = time.perf_counter(), None
     for step in range(1, s.steps + 1):
         x, y = make_batch(usable, scale, rng, s)
-        loss = torch.nn.functional.l1_loss(net(x), y)
+        loss = torch.nn.functional.l1_loss(net(x.to(where)), y.to(where))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -116,7 +117,7 @@ def finetune(parent: ResolvedWeights, photos: Sequence[np.ndarray], out_path: Pa
             progress(step, running)
     net.eval()
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"params": {k: v.detach().clone() for k, v in net.state_dict().items()}}, out_path)
+    torch.save({"params": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}}, out_path)
     digest = hashlib.sha256()
     for p in photos:
         digest.update(hashlib.sha256(np.ascontiguousarray(p).tobytes()).digest())
@@ -124,13 +125,13 @@ def finetune(parent: ResolvedWeights, photos: Sequence[np.ndarray], out_path: Pa
         "parent": parent.card.name, "parent_sha256": parent.sha256, "settings": asdict(s),
         "photographs": len(photos), "photographs_sha256": digest.hexdigest(),
         "final_l1": running, "seconds": round(time.perf_counter() - start, 1),
-        "torch": torch.__version__,
+        "torch": torch.__version__, "device": str(where),
     }
 
 
 def train_and_register(files: Sequence[Path], parent_name: str, name: str, models_dir: Path, s: FinetuneSettings,
-                       *, overwrite: bool = False,
-                       progress: Callable[[int, float], None] | None = None) -> ResolvedWeights:
+                       *, overwrite: bool = False, progress: Callable[[int, float], None] | None = None,
+                       device: str = "auto") -> ResolvedWeights:
     """Fine-tune `parent_name` on the photographs in `files`, register the result as `name` in
     `models_dir` (atomically, with its sha256) and write `name`.training.json beside it."""
     parent = resolve(parent_name, models_dir)
@@ -147,7 +148,7 @@ def train_and_register(files: Sequence[Path], parent_name: str, name: str, model
             raise ValueError(f"{path}: cannot read as a photograph: {exc}") from exc
     with tempfile.TemporaryDirectory(prefix="restorium-finetune-") as tmp:
         trained = Path(tmp) / f"{name}.pth"
-        record = finetune(parent, photos, trained, s, progress)
+        record = finetune(parent, photos, trained, s, progress, device)
         like = None if name in CARDS else parent_name  # a card knows its own architecture
         got = import_weights(trained, name, models_dir, like=like, overwrite=overwrite)
     record |= {"name": name, "sha256": got.sha256, "files": [str(Path(f).resolve()) for f in files]}
