@@ -43,8 +43,12 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip check
 	rm -f $(VENV)/.installed-* && touch $@
 
+# The fine-tuned archival upscaler, where `make fidelity-weights` made it (tests keep the shared folder).
+WEIGHTS := weights
+FIDELITY_MODELS := $(if $(wildcard $(WEIGHTS)/restorium-fidelity-x4v3.pth),$(abspath $(WEIGHTS)))
+
 demo: install
-	$(BIN)/restorium demo --home archive-demo
+	$(if $(FIDELITY_MODELS),RESTORIUM_MODELS_DIR=$(FIDELITY_MODELS)) $(BIN)/restorium demo --home archive-demo
 
 test: install
 	$(BIN)/python -m pytest
@@ -62,17 +66,15 @@ bench-catalog: install  # ~5 min: find/audit latency at 1,000,000 events, SQLite
 	$(BIN)/python bench/catalog_queries.py
 
 # The archival preset's upscaler, made here: realesr-general-x4v3 fine-tuned for fidelity on the 56
-# CBSD68 photographs bench/quality.py never scores (~25 min on 2 cores). It goes into weights/
-# (ignored by git) beside links to the shared weights; bench-quality uses that folder when it exists.
-WEIGHTS := weights
+# CBSD68 photographs bench/quality.py never scores (~20 min on 2 cores). It goes into weights/
+# (ignored by git) beside links to the shared weights; demo and bench-quality use that folder when it exists.
 fidelity-weights: install
 	@test -n "$(SHARED_MODELS)" || { echo "../shared/models is needed (the parent weights)"; exit 2; }
 	mkdir -p $(WEIGHTS) && for f in $(SHARED_MODELS)/*.pth $(SHARED_MODELS)/*.onnx; do ln -sf "$$f" $(WEIGHTS)/; done
 	$(BIN)/restorium models finetune --models-dir $(WEIGHTS) --overwrite $$($(BIN)/python bench/quality.py --held-out)
 
-bench-quality: install  # ~10 min: PSNR/SSIM vs ground truth, bicubic / Real-ESRGAN CLI / archival
-	RESTORIUM_MODELS_DIR=$$(test -f $(WEIGHTS)/restorium-fidelity-x4v3.pth && echo $(abspath $(WEIGHTS)) || echo "$$RESTORIUM_MODELS_DIR") \
-	  $(BIN)/python bench/quality.py
+bench-quality: install  # ~3 min: PSNR/SSIM vs ground truth, bicubic / Real-ESRGAN CLI / archival
+	$(if $(FIDELITY_MODELS),RESTORIUM_MODELS_DIR=$(FIDELITY_MODELS)) $(BIN)/python bench/quality.py
 
 clean-demo:
 	rm -rf archive-demo

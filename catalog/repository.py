@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy.orm import aliased
 
 from catalog import items, provenance
 from catalog.db import CatalogError, make_engine, upgrade, write_transaction
@@ -198,6 +199,23 @@ class Catalog:
                     else:
                         access[key] = path
         return {k: MasterInfo(*masters[k], access_path=access.get(k)) for k in keys if k in masters}
+
+    def latest_masters(self, sha256s: Sequence[str]) -> dict[str, MasterInfo]:
+        """The newest master made from each of these originals, by any recipe, weights or software
+        (what `run --only-new` leaves alone)."""
+        newest: dict[str, str] = {}  # original sha256 → derivation key of its newest master
+        original, master = aliased(File), aliased(File)
+        with self.engine.connect() as conn:
+            for part in chunked(unique(original_key(s) for s in sha256s)):
+                rows = conn.execute(
+                    select(original.sha256, master.derivation_key)
+                    .join(master, master.source_file_id == original.id)
+                    .where(original.key.in_(part), master.role == "master")
+                    .order_by(master.created_at, master.id)
+                )
+                newest.update((sha, key) for sha, key in rows)
+        found = self.find_masters(list(newest.values()))
+        return {sha: found[key] for sha, key in newest.items() if key in found}
 
     def record_outcomes(self, run_uuid: str | None, outcomes: Sequence[ScanOutcome]) -> None:
         """Record a shard's outcomes in one transaction: masters and access copies as Files,

@@ -125,6 +125,7 @@ class File(Base):
         # `find`: masters by date, and by recipe hash and date (most selective first).
         Index("ix_files_role_created_at", "role", "created_at"),
         Index("ix_files_role_recipe_hash_created_at", "role", "recipe_hash", "created_at"),
+        Index("ix_files_source_file_id", "source_file_id"),  # masters of an original (run --only-new)
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

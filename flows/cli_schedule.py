@@ -18,10 +18,14 @@ def register(app: typer.Typer, fail, settings) -> None:  # noqa: ANN001 - the CL
         name: Annotated[Optional[str], typer.Option(help="Deployment name (default: folder-recipe).")] = None,
         home: Annotated[Optional[Path], typer.Option(help="Archive root (RESTORIUM_HOME).")] = None,
         catalog_url: Annotated[Optional[str], typer.Option(help="Catalog URL (RESTORIUM_CATALOG_URL).")] = None,
+        only_new: Annotated[bool, typer.Option(
+            "--only-new/--remaster", help="Master only scans without a master (default), or also re-master "
+            "scans whose master an older recipe, weights or version made.")] = True,
     ) -> None:
         """Register a Prefect deployment and run it on schedule until stopped (needs PREFECT_API_URL).
 
-        Runs never overlap; each run masters only what is new, so a watch schedule picks up new scans."""
+        Runs never overlap; each run masters only what is new, so a watch schedule picks up new scans
+        (and an upgrade does not re-master the archive unless --remaster says so)."""
         from flows.schedule import ScheduleError, serve_batch
 
         if not scans_dir.is_dir():
@@ -29,6 +33,6 @@ def register(app: typer.Typer, fail, settings) -> None:  # noqa: ANN001 - the CL
         cfg = settings(home=home, catalog_url=catalog_url)
         try:
             serve_batch(str(scans_dir.resolve()), recipe=recipe, cron=cron, watch_minutes=watch, name=name,
-                        settings=cfg.model_dump(mode="json", exclude_unset=True))
+                        settings=cfg.model_dump(mode="json", exclude_unset=True), only_new=only_new)
         except ScheduleError as exc:
             fail(str(exc))

@@ -114,9 +114,13 @@ class RunStopped(RuntimeError):
 @flow(name="restore-batch", persist_result=False, log_prints=False)
 def restore_batch(
     scans_dir: str, recipe: str = "archival", scale: float | None = None, long_edge: int | None = None,
-    settings: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None, only_new: bool = False,
 ) -> dict[str, Any]:
-    """Master every scan under scans_dir; returns the run summary (see RunSummary)."""
+    """Master every scan under scans_dir; returns the run summary (see RunSummary).
+
+    only_new: leave a scan that already has a master in this archive (from any recipe, weights or
+    software version) as it is, instead of mastering it again under the current ones.
+    """
     cfg = Settings(**(settings or {}))
     chosen = load_recipe(recipe).with_target(scale=scale, long_edge=long_edge)
     if cfg.capture_profile:
@@ -131,7 +135,7 @@ def restore_batch(
         if swept:
             reporter().note(f"removed {swept} half-written file(s) left by an interrupted run")
         with Catalog.open(cfg.resolved_catalog_url) as catalog:
-            summary = _run(cfg, chosen, models, root, paths, catalog)
+            summary = _run(cfg, chosen, models, root, paths, catalog, only_new)
     if summary.stopped:  # the flow run fails (Prefect shows why); the caller still gets the summary
         raise RunStopped(summary.stopped, summary.to_dict())
     return summary.to_dict()
@@ -171,8 +175,9 @@ def sweep_partials(home: Path) -> int:
 
 def _run(
     cfg: Settings, recipe: Recipe, models: RecipeModels, root: Path, paths: list[Path], catalog: Catalog,
+    only_new: bool = False,
 ) -> RunSummary:
-    batch = _Batch(cfg, recipe, models, root, catalog)
+    batch = _Batch(cfg, recipe, models, root, catalog, only_new)
     batch.summary.counts["scans"] = len(paths)
     reporter().start(len(paths), f"{len(paths)} scans from {root}")
     status = "failed"
@@ -194,8 +199,10 @@ class _Stop(Exception):
 class _Batch:
     """State of one run on the driver: the catalog record, the workers, what was seen."""
 
-    def __init__(self, cfg: Settings, recipe: Recipe, models: RecipeModels, root: Path, catalog: Catalog):
+    def __init__(self, cfg: Settings, recipe: Recipe, models: RecipeModels, root: Path, catalog: Catalog,
+                 only_new: bool = False):
         self.cfg, self.recipe, self.models, self.root, self.catalog = cfg, recipe, models, root, catalog
+        self.only_new = only_new
         self.run_uuid = str(uuid.uuid4())
         self.summary = RunSummary(self.run_uuid, str(root), recipe.name, recipe.hash, str(cfg.home),
                                   redacted_url(cfg.resolved_catalog_url))
@@ -274,6 +281,7 @@ class _Batch:
         keys = {f.sha256: derivation_key(f.sha256, recipe.hash, self.models.weights, software_version())
                 for f in facts}
         masters = self.catalog.find_masters(list(keys.values()))
+        earlier = self.catalog.latest_masters([f.sha256 for f in facts]) if self.only_new else {}
         invalid = self.catalog.find_invalid([f.sha256 for f in facts], software_version())
         rejected: dict[str, str] = {}
         if self.capture:  # the QA gate already refused these scans under this very profile
@@ -287,9 +295,11 @@ class _Batch:
             key = keys[f.sha256]
             if f.sha256 in self.seen:
                 entry.reason = f"same content as {self.seen[f.sha256]}"
-            elif key in masters:
-                master = masters[key]
+            elif key in masters or f.sha256 in earlier:
+                master = masters.get(key) or earlier[f.sha256]
                 entry.master, entry.access = master.path, master.access_path
+                if key not in masters:
+                    entry.reason = "already mastered (by another recipe, weights or version; kept: --only-new)"
                 if not Path(master.path).is_file():
                     entry.outcome = "failed"
                     entry.reason = f"catalogued master is missing on disk: {master.path}"

@@ -145,7 +145,7 @@ _CARD_LIST += (
         params_key="params",
         description="realesr-general-x4v3 fine-tuned for fidelity (L1 loss) on degraded copies of clean "
                     "photographs: the archival preset's upscaler when present.",
-        make_command="restorium models finetune PHOTOS... (clean photographs; ~25 min on a 2-core CPU)",
+        make_command="restorium models finetune PHOTOS... (clean photographs; ~20 min on a 2-core CPU)",
     ),
     ModelCard(
         name="face_detection_yunet",

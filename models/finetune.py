@@ -37,10 +37,10 @@ from tasks.samples import add_noise, defocus_blur, jpeg_roundtrip
 
 @dataclass(frozen=True)
 class FinetuneSettings:
-    steps: int = 5000
+    steps: int = 3000
     batch: int = 8
     patch: int = 128  # ground-truth crop; the degraded input is patch / scale
-    lr: float = 3e-4
+    lr: float = 2e-4
     seed: int = 0
     p_clean: float = 0.25  # share of pairs left undegraded beyond the downscale
     p_blur: float = 0.5

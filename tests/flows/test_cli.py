@@ -93,7 +93,7 @@ def test_models_finetune_registers_weights_the_archival_preset_then_uses(tmp_pat
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("restorium-fidelity-x4v3: ")
     record = json.loads((models / "restorium-fidelity-x4v3.training.json").read_text())
-    assert record["settings"]["steps"] == 2 and record["files"] == [str(p) for p in photos]
+    assert record["settings"]["steps"] == 2 and record["files"] == [str(p.resolve()) for p in photos]
     listed = _cli("models", "list", "--json", "--models-dir", str(models), env=env, timeout=120)
     rows = {r["name"]: r for r in json.loads(listed.stdout)}
     assert rows["restorium-fidelity-x4v3"]["present"] and rows["restorium-fidelity-x4v3"]["sha256"] == record["sha256"]

@@ -117,6 +117,32 @@ def test_scale_and_long_edge_overrides_are_exact_and_recorded(tmp_path, scans, s
     assert read_provenance(master).recipe["hash"] == k["recipe_hash"]
 
 
+def test_only_new_keeps_masters_an_older_recipe_made_and_masters_new_scans(tmp_path, shared_data, shared_models):
+    """After an upgrade (a new preset version, new weights or software), `--only-new` masters the
+    scans that arrived since and leaves every existing master as it is."""
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    gray = Image.open(shared_data / "edge_cases/wolf_gray.jpg")
+    gray.crop((0, 0, 48, 40)).save(folder / "first.png")
+    settings = _settings(tmp_path, shared_models)
+    before = restore_batch(str(folder), settings=settings)
+    gray.crop((48, 0, 96, 40)).save(folder / "second.png")
+
+    kept = restore_batch(str(folder), scale=3.0, settings=settings, only_new=True)
+
+    assert _counts(kept) == {"scans": 2, "ingested": 1, "mastered": 1, "unchanged": 1, "failed": 0}
+    scan = _by_name(kept)
+    assert scan["first.png"]["master"] == _by_name(before)["first.png"]["master"]
+    assert "--only-new" in scan["first.png"]["reason"]
+    assert tifffile.imread(scan["second.png"]["master"]).shape == (120, 144)  # the new recipe: x3
+
+    again = restore_batch(str(folder), scale=3.0, settings=settings)  # without it: re-mastered at x3
+    assert _counts(again)["mastered"] == 1 and _by_name(again)["first.png"]["outcome"] == "mastered"
+    newest = restore_batch(str(folder), scale=3.0, settings=settings, only_new=True)
+    assert _counts(newest)["mastered"] == 0
+    assert _by_name(newest)["first.png"]["master"] == _by_name(again)["first.png"]["master"]
+
+
 def test_a_scan_in_a_symlinked_sub_folder_keeps_its_sub_folder(tmp_path, shared_data, shared_models):
     """A library mounts a share into the scans folder as a symlink: its scans are found, and their
     masters, access copies and review sheets keep the sub-folder as seen from the scans folder,
