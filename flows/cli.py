@@ -369,8 +369,9 @@ def models_finetune(
 ) -> None:
     """Fine-tune a compact upscaler for fidelity (L1 loss) on degraded copies of clean photographs.
 
-    About 0.4 s a step on a 2-core CPU (a GPU is used when RESTORIUM_DEVICE allows). The weights and a NAME.training.json record (settings,
-    the parent's and the photographs' hashes) go into the models folder.
+    About 0.4 s a step on a 2-core CPU (a GPU is used when RESTORIUM_DEVICE allows). The weights
+    and a NAME.training.json record (settings, the parent's and the photographs' hashes) go into
+    the models folder.
     """
     from models.cards import UnknownModelError
     from models.finetune import FinetuneSettings, train_and_register

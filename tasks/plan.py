@@ -98,7 +98,8 @@ def plan_scan(
 ) -> Plan:
     """`model_name`: the upscaler loaded for the run (the recipe's model, or its fallback)."""
     plan = Plan()
-    _plan_upscale(plan, recipe, width, height, model_scale, model_name or recipe.upscale.model)  # first: deblurring depends on it
+    # Upscale first: deblurring depends on it.
+    _plan_upscale(plan, recipe, width, height, model_scale, model_name or recipe.upscale.model)
     _plan_tone(plan, recipe, findings, problems)
     _plan_cleanup(plan, recipe, findings, problems, has_mask)
     _plan_denoise(plan, recipe, findings, denoiser_available)

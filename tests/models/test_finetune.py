@@ -43,7 +43,8 @@ def test_degraded_pairs_are_seeded_and_area_downscaled(photo_files: list[Path]) 
     assert np.array_equal(one, degrade_patch(hr, 4, np.random.default_rng(7), s))
     assert not np.array_equal(one, clean)
 
-    x, y = make_batch([_photo(p) for p in photo_files], 4, np.random.default_rng(1), FinetuneSettings(batch=3, patch=64))
+    photos = [_photo(p) for p in photo_files]
+    x, y = make_batch(photos, 4, np.random.default_rng(1), FinetuneSettings(batch=3, patch=64))
     assert tuple(x.shape) == (3, 3, 16, 16) and tuple(y.shape) == (3, 3, 64, 64)
     assert 0.0 <= float(x.min()) and float(y.max()) <= 1.0
 

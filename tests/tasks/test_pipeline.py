@@ -102,7 +102,7 @@ class _InventingUpscaler:
 
     def __init__(self, real: Upscaler, other: np.ndarray):
         self.real, self.other = real, other
-        self.scale, self.agent = real.scale, real.agent
+        self.scale, self.agent, self.card = real.scale, real.agent, real.card
         self.last_inference_seconds = 0.0
 
     def upscale(self, rgb: np.ndarray, tile: int, overlap: int) -> np.ndarray:
@@ -164,7 +164,8 @@ def test_processing_error_is_reported_not_raised(tmp_path, shared_data, kit):
     original = tmp_path / "ok.png"
     Image.fromarray(_crop(shared_data, "sr_gt/McMaster/2.tif", (0, 0, 32, 32))).save(original)
     job = _job(original, tmp_path)
-    job.recipe = {**job.recipe, "upscale": {**job.recipe["upscale"], "model": "RealESRGAN_x4plus"}}
+    job.recipe = {**job.recipe, "upscale": {**job.recipe["upscale"], "model": "RealESRGAN_x4plus",
+                                            "fallback_model": None}}
     outcome = process_scan(job, kit)
     assert (outcome.status, outcome.failure_kind) == ("failed", "error")
     assert "not loaded in this worker" in outcome.reason
