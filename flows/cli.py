@@ -357,6 +357,21 @@ def models_import(
     out.print(f"{name}: {got.path} sha256 {got.sha256}")
 
 
+def _image_files(paths: list[Path]) -> list[Path]:
+    """The files given, and the scans under the folders given (searched recursively)."""
+    from tasks.ingest import discover
+
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += discover(path)
+        elif path.is_file():
+            files.append(path)
+        else:
+            _fail(f"{path}: no such file or folder")
+    return files
+
+
 @models_app.command("finetune")
 def models_finetune(
     photos: Annotated[list[Path], typer.Argument(help="Clean photographs (files or folders) to train on.")],
@@ -376,16 +391,8 @@ def models_finetune(
     from models.cards import UnknownModelError
     from models.finetune import FinetuneSettings, train_and_register
     from models.weights import WeightsError
-    from tasks.ingest import discover
 
-    files: list[Path] = []
-    for path in photos:
-        if path.is_dir():
-            files += discover(path)
-        elif path.is_file():
-            files.append(path)
-        else:
-            _fail(f"{path}: no such file or folder")
+    files = _image_files(photos)
     if not files:
         _fail("no photographs to train on (TIFF, PNG or JPEG)")
     cfg = _settings(models_dir=models_dir)
@@ -418,20 +425,12 @@ def qa(
     """Diagnose scans without changing anything: verdict, reasons and findings per file."""
     from config.capture import CaptureProfileError, load_capture_profile
     from tasks.checkup import check_file
-    from tasks.ingest import discover
 
     try:
         chosen = load_capture_profile(profile) if profile else None
     except CaptureProfileError as exc:
         _fail(str(exc))
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files += discover(path)
-        elif path.is_file():
-            files.append(path)
-        else:
-            _fail(f"{path}: no such file or folder")
+    files = _image_files(paths)
     cfg = _settings()
     results = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
