@@ -44,7 +44,8 @@ def test_run_json_then_audit_from_catalog_and_from_file(tmp_path, env, shared_da
 
     run = _cli("run", str(scans), "--json", env=env)
 
-    assert run.returncode == 1, run.stderr  # the batch finished, one scan failed
+    # the batch finished, one scan failed (a crash also exits 1, but prints no summary)
+    assert run.returncode == 1 and run.stdout.strip(), run.stderr
     summary = json.loads(run.stdout)  # stdout holds only the JSON (progress goes to stderr)
     assert _counts(summary) == {"scans": 2, "ingested": 2, "mastered": 1, "unchanged": 0, "failed": 1}
     by_name = {Path(s["path"]).name: s for s in summary["scans"]}
