@@ -14,7 +14,7 @@ This module is light on purpose (no torch): the CLI lists models without loading
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 Task = Literal["upscale", "denoise", "detect"]
@@ -132,22 +132,6 @@ _CARD_LIST: tuple[ModelCard, ...] = (
 
 _CARD_LIST += (
     ModelCard(
-        name="restorium-fidelity-x4v3",
-        task="upscale",
-        architecture="SRVGGNetCompact",
-        arch_kwargs={"num_in_ch": 3, "num_out_ch": 3, "num_feat": 64, "num_conv": 32, "upscale": 4,
-                     "act_type": "prelu"},
-        scale=4,
-        filename="restorium-fidelity-x4v3.pth",
-        url=None,  # made locally from realesr-general-x4v3 and the team's own clean photographs
-        sha256=None,
-        licence=_REALESRGAN_LICENCE + " (derived from realesr-general-x4v3)",
-        params_key="params",
-        description="realesr-general-x4v3 fine-tuned for fidelity (L1 loss) on degraded copies of clean "
-                    "photographs: the archival preset's upscaler when present.",
-        make_command="restorium models finetune PHOTOS... (clean photographs; ~20 min on a 2-core CPU)",
-    ),
-    ModelCard(
         name="face_detection_yunet",
         task="detect",
         architecture="YuNet",
@@ -163,6 +147,21 @@ _CARD_LIST += (
         params_key=None,
         description="YuNet face detector (ONNX, run by OpenCV's FaceDetectorYN): finds faces so the "
                     "portrait recipe can keep them closer to the scan.",
+    ),
+)
+
+# The archival upscaler: the general compact network with weights each site makes itself.
+_CARD_LIST += (
+    replace(
+        _CARD_LIST[0],  # realesr-general-x4v3: same architecture and checkpoint layout
+        name="restorium-fidelity-x4v3",
+        filename="restorium-fidelity-x4v3.pth",
+        url=None,  # made locally from realesr-general-x4v3 and the team's own clean photographs
+        sha256=None,
+        licence=_REALESRGAN_LICENCE + " (derived from realesr-general-x4v3)",
+        description="realesr-general-x4v3 fine-tuned for fidelity (L1 loss) on degraded copies of clean "
+                    "photographs: the archival preset's upscaler when present.",
+        make_command="restorium models finetune PHOTOS... (clean photographs; ~20 min on a 2-core CPU)",
     ),
 )
 
