@@ -1,7 +1,8 @@
 """The `restorium` command (Typer + Rich). Progress goes to stderr, results to stdout.
 
 Exit codes: 0 all scans mastered or unchanged; 1 the batch finished but some scans failed;
-2 nothing was done (bad arguments, missing weights, unreachable catalog).
+2 nothing was done (bad arguments, missing weights, unreachable catalog); 3 the run stopped early
+on purpose; 4 the run crashed (an unexpected error: what was recorded stays, run again to resume).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from flows.console import err, escape, fail, out
+
 # Prefect's INFO lines would interleave with the progress bar (the user's env still wins).
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
@@ -25,8 +28,6 @@ app = typer.Typer(help="Archival digitization: restore and upscale scans, with p
 models_app = typer.Typer(help="Model weights: list, fetch from the publisher, import a local file.")
 app.add_typer(models_app, name="models")
 
-out = Console()
-err = Console(stderr=True)
 
 
 def _settings(**overrides: Any):
@@ -36,13 +37,11 @@ def _settings(**overrides: Any):
 
 
 # Exit codes a scheduler can act on: 0 all mastered, 1 some scans failed (the rest are done),
-# 2 bad invocation or configuration, 3 the run stopped early on purpose (failure budget, full disk).
+# 2 bad invocation or configuration, 3 the run stopped early on purpose (failure budget, full disk),
+# 4 the run crashed: without its own code a crash read as "some scans failed" (Python exits 1).
 EXIT_STOPPED = 3
+EXIT_CRASHED = 4
 
-
-def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 class _RichReporter:
@@ -67,7 +66,7 @@ class _RichReporter:
             self.progress.update(self.task, advance=1, **self.counts)
 
     def note(self, message: str) -> None:
-        self.console.print(f"[dim]{message}[/]", highlight=False)
+        self.console.print(f"[dim]{escape(message)}[/]", highlight=False)
 
     def stop(self) -> None:
         self.progress.stop()
@@ -92,9 +91,9 @@ def run(
 ) -> None:
     """Ingest, check, restore, upscale and tag every scan in SCANS_DIR."""
     if scale is not None and long_edge is not None:
-        _fail("give --scale or --long-edge, not both")
+        fail("give --scale or --long-edge, not both")
     if not scans_dir.is_dir():
-        _fail(f"{scans_dir}: not a folder")
+        fail(f"{scans_dir}: not a folder")
     # Ray prints what its raylets report (a worker that died, a task retried) on the driver's
     # stdout; with --json, stdout must carry the summary alone, so everything else goes to stderr.
     with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
@@ -110,7 +109,7 @@ def run(
 
 def _exit_for(summary: dict) -> None:
     if summary.get("stopped"):
-        _fail(f"run stopped: {summary['stopped']}", code=EXIT_STOPPED)
+        fail(f"run stopped: {summary['stopped']}", code=EXIT_STOPPED)
     raise typer.Exit(1 if summary["counts"]["failed"] else 0)
 
 
@@ -127,29 +126,33 @@ def _run_flow(scans_dir: Path, recipe: str, scale, long_edge, *, only_new: bool 
         if cfg.capture_profile:
             load_capture_profile(cfg.capture_profile)
     except (RecipeError, ValidationError, ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     from flows.models_setup import MissingModelError, resolve_recipe_models
 
     try:  # missing weights stop the run here, before Prefect and Ray start (and the flow re-checks)
         resolve_recipe_models(load_recipe(recipe), cfg)
     except MissingModelError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     from flows.progress import set_reporter
     from flows.restore_batch import ArchiveBusy, RunStopped, restore_batch
 
     reporter = _RichReporter(err)
     set_reporter(reporter)
-    err.print(f"[dim]starting Prefect and Ray (home {cfg.home})…[/]")
+    err.print(f"[dim]starting Prefect and Ray (home {escape(str(cfg.home))})…[/]")
     try:
         return restore_batch(
             str(scans_dir), recipe=recipe, scale=scale, long_edge=long_edge,
             settings=cfg.model_dump(mode="json", exclude_unset=True), only_new=only_new,
         )
     except ArchiveBusy as busy:
-        _fail(str(busy))
+        fail(str(busy))
     except RunStopped as stopped:  # on purpose (failure budget, full disk): say how far it got, and why
         stopped.summary["stopped"] = str(stopped)
         return stopped.summary
+    except Exception as exc:  # not a bad scan (those are outcomes): Prefect, Ray or the catalog failed
+        err.print_exception(max_frames=8)
+        fail(f"run crashed: {type(exc).__name__}: {exc}\nWhat was recorded stays; run again to resume.",
+             code=EXIT_CRASHED)
     finally:
         reporter.stop()
         set_reporter(None)
@@ -174,12 +177,12 @@ def _print_summary(summary: dict) -> None:
     style = {"mastered": "green", "unchanged": "dim", "failed": "red"}
     for scan in summary["scans"]:
         if scan["outcome"] == "failed":
-            detail = scan["reason"]
+            detail = escape(scan["reason"])
         else:
-            detail = _relative(scan["master"], summary["home"]) or scan["reason"] or ""
+            detail = escape(_relative(scan["master"], summary["home"]) or scan["reason"] or "")
         if scan.get("flags"):
-            detail += "".join(f"\n[yellow]⚑ {flag}[/]" for flag in scan["flags"])
-        table.add_row(_relative(scan["path"], summary["scans_dir"]),
+            detail += "".join(f"\n[yellow]⚑ {escape(flag)}[/]" for flag in scan["flags"])
+        table.add_row(escape(_relative(scan["path"], summary["scans_dir"])),
                       f"[{style[scan['outcome']]}]{scan['outcome']}[/]", detail)
     out.print(table)
     counts = summary["counts"]
@@ -191,13 +194,14 @@ def _print_summary(summary: dict) -> None:
     )
     if counts.get("flagged"):
         out.print(f"{counts['flagged']} master(s) flagged for review (see the review sheets in "
-                  f"{summary['home']}/reviews)", highlight=False)
+                  f"{summary['home']}/reviews)", highlight=False, markup=False)
     if summary.get("qa_report"):
-        out.print(f"QA summary: {summary['qa_report']}", highlight=False)
+        out.print(f"QA summary: {summary['qa_report']}", highlight=False, markup=False)
     if summary.get("report"):
-        out.print(f"run report: {summary['report']}", highlight=False)
-    out.print(f"masters in {summary['home']}/masters, access copies in {summary['home']}/access", highlight=False)
-    out.print(f"catalog: {summary['catalog']}", highlight=False)
+        out.print(f"run report: {summary['report']}", highlight=False, markup=False)
+    out.print(f"masters in {summary['home']}/masters, access copies in {summary['home']}/access",
+              highlight=False, markup=False)
+    out.print(f"catalog: {summary['catalog']}", highlight=False, markup=False)
 
 
 @app.command()
@@ -212,13 +216,13 @@ def audit(
 ) -> None:
     """How a master was made: original, every step with parameters and agents, models, recipe."""
     if not master.is_file():
-        _fail(f"{master}: no such file")
+        fail(f"{master}: no such file")
     if fmt not in ("text", "premis", "json"):
-        _fail(f"--format {fmt!r}: expected text, premis or json")
+        fail(f"--format {fmt!r}: expected text, premis or json")
     if fmt != "text":
         if from_file or as_json:
-            _fail("--format premis/json exports the item's whole record from the catalog; "
-                  "it does not combine with --from-file or --json")
+            fail("--format premis/json exports the item's whole record from the catalog; "
+                 "it does not combine with --from-file or --json")
         from flows.cli_preservation import item_export
 
         item_export(master, fmt, _settings(home=home, catalog_url=catalog_url))
@@ -230,7 +234,7 @@ def audit(
         try:
             record = read_provenance(master.resolve())
         except ProvenanceError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     else:
         from catalog.repository import Catalog
         from tasks.atomic import sha256_file
@@ -242,10 +246,10 @@ def audit(
             if record is not None:  # decisions, fixity checks, reproductions since it was made
                 later = catalog.later_events(record.master["uuid"])
         if record is None:
-            _fail(f"{master}: not a master in the catalog {cfg.resolved_catalog_url} "
-                  "(try --from-file, or point --home/--catalog-url at the archive that made it)")
+            fail(f"{master}: not a master in the catalog {cfg.resolved_catalog_url} "
+                 "(try --from-file, or point --home/--catalog-url at the archive that made it)")
         if record.master["sha256"] != actual:
-            err.print(f"[bold red]fixity warning:[/] {master} has sha256 {actual}, the catalog recorded "
+            err.print(f"[bold red]fixity warning:[/] {escape(str(master))} has sha256 {actual}, the catalog recorded "
                       f"{record.master['sha256']}: the file changed after it was made", highlight=False)
     data = record.to_dict()
     if as_json:
@@ -335,7 +339,7 @@ def models_fetch(
     try:
         got = fetch(name, cfg.models_dir)
     except (FetchError, UnknownModelError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     out.print(f"{name}: {got.path} sha256 {got.sha256}")
 
 
@@ -353,7 +357,7 @@ def models_import(
     try:
         got = import_weights(path, name, cfg.models_dir, like=like)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        _fail(f"{path}: {exc}")
+        fail(f"{path}: {exc}")
     out.print(f"{name}: {got.path} sha256 {got.sha256}")
 
 
@@ -368,7 +372,7 @@ def _image_files(paths: list[Path]) -> list[Path]:
         elif path.is_file():
             files.append(path)
         else:
-            _fail(f"{path}: no such file or folder")
+            fail(f"{path}: no such file or folder")
     return files
 
 
@@ -394,7 +398,7 @@ def models_finetune(
 
     files = _image_files(photos)
     if not files:
-        _fail("no photographs to train on (TIFF, PNG or JPEG)")
+        fail("no photographs to train on (TIFF, PNG or JPEG)")
     cfg = _settings(models_dir=models_dir)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("L1 {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -412,7 +416,7 @@ def models_finetune(
             got = train_and_register(files, parent, name, cfg.models_dir, FinetuneSettings(steps=steps, seed=seed),
                                      overwrite=overwrite, progress=report, device=cfg.device)
     except (WeightsError, UnknownModelError, ValueError, OSError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     out.print(f"{name}: {got.path} sha256 {got.sha256}")
 
 
@@ -429,7 +433,7 @@ def qa(
     try:
         chosen = load_capture_profile(profile) if profile else None
     except CaptureProfileError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     files = _image_files(paths)
     cfg = _settings()
     results = []
@@ -483,7 +487,7 @@ _register_preservation(app)  # approve, reject, fixity, reproduce, find, export 
 
 from flows.cli_schedule import register as _register_schedule  # noqa: E402
 
-_register_schedule(app, _fail, _settings)  # schedule
+_register_schedule(app, fail, _settings)  # schedule
 
 from flows.cli_review import register as _register_review  # noqa: E402
 

@@ -9,7 +9,7 @@
 
 Exit codes: 0 done (and everything checked out); 1 done, but something failed (a fixity
 mismatch, a reproduction that differs); 2 nothing done (bad arguments, unknown master ...).
-This module never imports flows.cli (which imports it), so it keeps its own consoles.
+This module never imports flows.cli (which imports it); the consoles live in flows.console.
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-out = Console()
-err = Console(stderr=True)
+from flows.console import err, escape, fail, out
+
 
 Home = Annotated[Optional[Path], typer.Option(help="Archive root (RESTORIUM_HOME).")]
 CatalogUrl = Annotated[Optional[str], typer.Option(help="Catalog URL (RESTORIUM_CATALOG_URL).")]
@@ -39,12 +38,8 @@ def _settings(**overrides: Any):
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except (ValidationError, FileNotFoundError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
-
-def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def _line(text: str) -> None:
@@ -62,7 +57,7 @@ def item_export(master: Path, fmt: str, cfg: Any) -> None:
     with Catalog.open(cfg.resolved_catalog_url) as catalog:
         ref = catalog.file_ref(path=str(master.resolve()), sha256=sha256_file(master))
         if ref is None:
-            _fail(f"{master}: not in the catalog {cfg.resolved_catalog_url}")
+            fail(f"{master}: not in the catalog {cfg.resolved_catalog_url}")
         record = catalog.item_record(ref.item_uuid)
     if fmt == "json":
         out.print_json(json.dumps(record.to_dict()))
@@ -71,7 +66,7 @@ def item_export(master: Path, fmt: str, cfg: Any) -> None:
     try:
         premis.validate(xml, name=f"PREMIS of item {record.uuid}")
     except premis.PremisError as exc:  # a bug, not a user error: say so loudly
-        _fail(str(exc), code=1)
+        fail(str(exc), code=1)
     typer.echo(xml.decode(), nl=False)
 
 
@@ -95,20 +90,20 @@ def _decide(decision: str, master: Path, by: str, comment: str, home: Path | Non
     from tasks.atomic import sha256_file
 
     if not master.is_file():
-        _fail(f"{master}: no such file")
+        fail(f"{master}: no such file")
     cfg = _settings(home=home, catalog_url=catalog_url)
     actual = sha256_file(master)
     with Catalog.open(cfg.resolved_catalog_url) as catalog:
         ref = catalog.file_ref(path=str(master.resolve()), sha256=actual, roles=("master",))
         if ref is None:
-            _fail(f"{master}: not a master in the catalog {cfg.resolved_catalog_url}")
+            fail(f"{master}: not a master in the catalog {cfg.resolved_catalog_url}")
         if ref.sha256 != actual:
-            _fail(f"{master}: sha256 {actual} differs from the catalogued {ref.sha256}: the file changed since "
-                  "it was made; a decision about other bytes would not hold (run `restorium fixity`)")
+            fail(f"{master}: sha256 {actual} differs from the catalogued {ref.sha256}: the file changed since "
+                 "it was made; a decision about other bytes would not hold (run `restorium fixity`)")
         try:
             step = record_decision(catalog, ref.uuid, actual, decision, by=by, comment=comment)
         except ValueError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     _line(f"{master}: {decision} by {step.parameters['by']} at {step.when} (event {step.event_uuid})")
 
 
@@ -156,7 +151,7 @@ class _Bar:
             self.progress.update(self.task, advance=1, failed=self.failed)
 
     def note(self, message: str) -> None:
-        err.print(f"[dim]{message}[/]", highlight=False)
+        err.print(f"[dim]{escape(message)}[/]", highlight=False)
 
     def stop(self) -> None:
         self.progress.stop()
@@ -176,7 +171,7 @@ def fixity(
         try:
             parse_age(older_than)
         except ValueError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     cfg = _settings(home=home, catalog_url=catalog_url)
     from flows.fixity import fixity_check
 
@@ -201,7 +196,7 @@ def _print_fixity(report: dict) -> None:
         style = {"mismatch": "red", "missing": "red", "unreadable": "yellow"}
         for p in report["problems"]:
             table.add_row(p["role"], f"[{style.get(p['status'], 'red')}]{p['status']}[/]",
-                          p["expected"][:16], (p["actual"] or "-")[:16], p["path"])
+                          p["expected"][:16], (p["actual"] or "-")[:16], escape(p["path"]))
         out.print(table)
     _line(f"{report['checked']} of {report['files']} files checked ({report['skipped']} checked recently): "
           f"{report['ok']} ok, {report['mismatch']} changed, {report['missing']} missing, "
@@ -225,11 +220,11 @@ def reproduce(
 
     cfg = _settings(home=home, catalog_url=catalog_url, models_dir=models_dir, device=device)
     if keep is not None and keep.resolve().is_relative_to(cfg.home):
-        _fail(f"--keep {keep}: inside the archive {cfg.home}; reproductions never go into the archive")
+        fail(f"--keep {keep}: inside the archive {cfg.home}; reproductions never go into the archive")
     try:
         report = run_reproduce(master, cfg, original=original, keep=keep)
     except ReproduceRefused as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
         out.print_json(json.dumps(report))
     else:
@@ -260,7 +255,7 @@ def _when(text: str | None, option: str) -> dt.datetime | None:
     try:
         value = dt.datetime.fromisoformat(text)
     except ValueError:
-        _fail(f"{option} {text!r}: expected a date or time like 2026-11-01 or 2026-11-01T12:00Z")
+        fail(f"{option} {text!r}: expected a date or time like 2026-11-01 or 2026-11-01T12:00Z")
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
@@ -277,20 +272,20 @@ def find(
     from catalog.repository import Catalog
 
     if not any((model, weights, recipe_hash, since, until)):
-        _fail("say what to look for: --model, --weights, --recipe-hash, --since and/or --until")
+        fail("say what to look for: --model, --weights, --recipe-hash, --since and/or --until")
     cfg = _settings(home=home, catalog_url=catalog_url)
     with Catalog.open(cfg.resolved_catalog_url) as catalog:
         try:
             rows = catalog.search_masters(model=model, weights=weights, recipe_hash=recipe_hash,
                                           since=_when(since, "--since"), until=_when(until, "--until"), limit=limit)
         except ValueError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     if as_json:
         out.print_json(json.dumps(rows))
         return
     table = Table("made", "master", "recipe", "models", title=f"{len(rows)} master(s)")
     for r in rows:
-        table.add_row(r["created_at"], r["path"], f"{r['recipe_name']} {r['recipe_hash'][:12]}",
+        table.add_row(r["created_at"], escape(r["path"]), f"{r['recipe_name']} {r['recipe_hash'][:12]}",
                       "\n".join(f"{m['name']} {m['weights_sha256'][:12]}" for m in r["models"]))
     out.print(table)
 
@@ -312,7 +307,7 @@ def export_bag(
     from tasks.bag import BagError, BagItem, make_bag
 
     if len(items) < 2:
-        _fail("give at least one ITEM and the DEST folder")
+        fail("give at least one ITEM and the DEST folder")
     *refs, dest = items
     cfg = _settings(home=home, catalog_url=catalog_url)
     with Catalog.open(cfg.resolved_catalog_url) as catalog:
@@ -322,15 +317,15 @@ def export_bag(
             if path.is_file():
                 found = catalog.file_ref(path=str(path.resolve()), sha256=sha256_file(path))
                 if found is None:
-                    _fail(f"{ref}: a file the catalog does not know")
+                    fail(f"{ref}: a file the catalog does not know")
                 named = [(found.item_uuid, found.item_identifier)]
             else:
                 named = catalog.items_named(ref)
             if not named:
-                _fail(f"{ref}: no item with this uuid or identifier, and no such file")
+                fail(f"{ref}: no item with this uuid or identifier, and no such file")
             if len(named) > 1:
-                _fail(f"{ref}: {len(named)} items have this identifier ({', '.join(u for u, _ in named)}); "
-                      "name them by uuid")
+                fail(f"{ref}: {len(named)} items have this identifier ({', '.join(u for u, _ in named)}); "
+                     "name them by uuid")
             if named[0][0] not in uuids:
                 uuids.append(named[0][0])
         bag_items = []
@@ -345,7 +340,7 @@ def export_bag(
     try:
         report = make_bag(bag_items, dest)
     except BagError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
         out.print_json(json.dumps(vars(report)))
         return

@@ -18,18 +18,11 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
 
-out = Console()
-err = Console(stderr=True)
+from flows.console import escape, fail, out
 
 Home = Annotated[Optional[Path], typer.Option(help="Archive root (RESTORIUM_HOME).")]
 CatalogUrl = Annotated[Optional[str], typer.Option(help="Catalog URL (RESTORIUM_CATALOG_URL).")]
-
-
-def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def _settings(**overrides: Any):
@@ -40,7 +33,7 @@ def _settings(**overrides: Any):
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except (ValidationError, FileNotFoundError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def review(
@@ -71,7 +64,7 @@ def review(
         secret = read_secret(token, password_file)
         check_bind(host, secret)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     cfg = _settings(home=home, catalog_url=catalog_url, review_cache_mb=cache_mb)
     import uvicorn
 
@@ -97,7 +90,7 @@ def reprocess(
 ) -> None:
     """Remake the masters reviewers asked for in the review app (new masters; the old ones stay)."""
     if not pending:
-        _fail("say --pending to run the queued reprocessing requests")
+        fail("say --pending to run the queued reprocessing requests")
     cfg = _settings(home=home, catalog_url=catalog_url)
     from flows.restore_batch import ArchiveBusy
     from flows.review.queue import run_pending
@@ -106,7 +99,7 @@ def reprocess(
     try:
         results = run_pending(cfg)
     except ArchiveBusy as busy:  # the requests stay queued for the next try
-        _fail(str(busy))
+        fail(str(busy))
     finally:
         shutdown()
     if as_json:
@@ -114,8 +107,8 @@ def reprocess(
     else:
         for r in results:
             colour = "green" if r["outcome"] == "success" else "red"
-            out.print(f"[{colour}]{r['outcome']}[/] request {r['request']}: {r['detail']}", highlight=False,
-                      soft_wrap=True)
+            out.print(f"[{colour}]{r['outcome']}[/] request {r['request']}: {escape(str(r['detail']))}",
+                      highlight=False, soft_wrap=True)
         out.print(f"{len(results)} request(s) handled", highlight=False)
     raise typer.Exit(1 if any(r["outcome"] != "success" for r in results) else 0)
 

@@ -44,7 +44,7 @@ def test_run_json_then_audit_from_catalog_and_from_file(tmp_path, env, shared_da
 
     run = _cli("run", str(scans), "--json", env=env)
 
-    # the batch finished, one scan failed (a crash also exits 1, but prints no summary)
+    # the batch finished, one scan failed (a crash would exit 4 and print no summary)
     assert run.returncode == 1 and run.stdout.strip(), run.stderr
     summary = json.loads(run.stdout)  # stdout holds only the JSON (progress goes to stderr)
     assert _counts(summary) == {"scans": 2, "ingested": 2, "mastered": 1, "unchanged": 0, "failed": 1}
@@ -68,6 +68,21 @@ def test_run_json_then_audit_from_catalog_and_from_file(tmp_path, env, shared_da
 
     human = _cli("audit", master, env=env)
     assert human.returncode == 0 and "realesr-general-x4v3" in human.stdout and "weights sha256" in human.stdout
+
+
+def test_a_crash_is_told_apart_from_failed_scans(tmp_path, env):
+    """Prefect's API server not starting in time (a loaded machine) is a crash: exit 4 with the reason,
+    not exit 1 ("some scans failed") with nothing to say."""
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    Image.fromarray(np.full((32, 48, 3), 128, np.uint8)).save(scans / "grey.png")
+    # a first start in a new PREFECT_HOME takes 11+ s: one second is never enough
+    run = _cli("run", str(scans), "--json", env={**env, "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "1"})
+    assert run.returncode == 4, run.stderr
+    assert run.stdout == ""
+    assert "run crashed: RuntimeError: Timed out while attempting to connect to ephemeral Prefect API" in run.stderr
+    assert "run again to resume" in run.stderr
+    assert not list((tmp_path / "archive").glob("masters/**/*.tif"))
 
 
 def test_missing_weights_stop_before_any_work(tmp_path, env):
@@ -111,6 +126,10 @@ def test_argument_errors_are_clear(tmp_path, env):
     assert result.returncode == 2 and "no recipe preset named 'nope'" in result.stderr
     result = _cli("run", str(tmp_path / "missing"), env=env, timeout=120)
     assert result.returncode == 2 and "not a folder" in result.stderr
+    # Rich would read "[old]" as a style tag and drop it, and "[/old]" would crash the message
+    for name in ("box [old]", "box [/old]"):
+        result = _cli("run", str(tmp_path / name), env=env, timeout=120)
+        assert result.returncode == 2 and f"{tmp_path / name}: not a folder" in result.stderr, result.stderr
 
 
 def test_models_list_shows_the_shared_weights(env, shared_models):
@@ -146,3 +165,25 @@ def test_qa_command_reports_findings_per_file(tmp_path, env, shared_data):
     assert grainy["verdict"] == "fail"  # an 8-bit PNG is not a FADGI 3-star master
     assert any("fadgi-3star-photo" in r for r in grainy["reasons"])
     assert by_name["cut.jpg"]["verdict"] == "fail" and "damaged JPEG" in by_name["cut.jpg"]["reasons"][0]
+
+
+def test_summary_prints_paths_and_reasons_as_they_are(capsys, monkeypatch):
+    """Folder and file names are text, not Rich markup: "[old]" stays, "[/old]" does not crash."""
+    from flows import cli
+
+    monkeypatch.setenv("COLUMNS", "300")
+    summary = {
+        "run_uuid": "r1", "recipe": "archival", "recipe_hash": "0" * 64, "scans_dir": "/scans", "home": "/arch",
+        "catalog": "sqlite:////arch/catalog.sqlite", "timings": {"wall_seconds": 1.0},
+        "counts": {"scans": 2, "ingested": 2, "mastered": 1, "unchanged": 0, "failed": 1, "flagged": 1},
+        "scans": [
+            {"path": "/scans/box [old]/a.tif", "outcome": "mastered", "master": "/arch/masters/box [old]/a.1.tif",
+             "reason": None, "flags": ["fidelity guard: SSIM [low]"]},
+            {"path": "/scans/box [/old]/b.tif", "outcome": "failed", "master": None, "reason": "cannot read [/x]",
+             "flags": []},
+        ],
+    }
+    cli._print_summary(summary)
+    shown = capsys.readouterr().out
+    for text in ("box [old]/a.tif", "masters/box [old]/a.1.tif", "SSIM [low]", "box [/old]/b.tif", "cannot read [/x]"):
+        assert text in shown
