@@ -12,6 +12,6 @@ def prefect_and_ray():
 
     from flows.workers import shutdown
 
-    with prefect_test_harness():
+    with prefect_test_harness(server_startup_timeout=120):  # 30 s is overrun on a busy 2-core machine
         yield
     shutdown()

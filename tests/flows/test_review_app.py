@@ -69,7 +69,7 @@ def archive(tmp_path_factory, shared_data, shared_models) -> dict:
 
     home = root / "archive"
     settings = {"home": str(home), "models_dir": str(shared_models)}
-    with prefect_test_harness():
+    with prefect_test_harness(server_startup_timeout=120):  # 30 s is overrun on a busy 2-core machine
         one = restore_batch(str(first), settings=settings)
         two = restore_batch(str(second), recipe=str(root / "portrait-strict.yaml"), settings=settings)
     shutdown()  # the reprocessing run later starts its own Ray
