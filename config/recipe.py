@@ -102,6 +102,13 @@ class FinishStep(_Strict):
     # Back-projection onto the restored scan (tasks.finish.consistency): the master, shrunk to the
     # scan's size, reproduces it. Off by default so older recipe files keep their meaning.
     consistency: float = Field(0.0, ge=0, le=1)
+    # Colour transfer and consistency pull a GAN-trained model's colour drift and invented structure
+    # back onto the scan. A model trained for fidelity has neither to pull back, and consistency
+    # with a scan whose blur went undiagnosed undoes the deblurring it learned (bench/quality.py,
+    # restorium-fidelity-x4v3: x4+blur 23.39 dB with both, 24.45 without). Off by default so older
+    # recipes keep their meaning (ADDED_LATER); the presets turn it on.
+    gan_corrections_only: bool = Field(False, description="Colour transfer and consistency only after a "
+                                       "GAN-trained upscaler.")
     grain: float = Field(0.0, ge=0, le=0.05, description="Film grain std at mid-grey (0-1 scale).")
     sharpen: float = Field(0.0, ge=0, le=1, description="Unsharp-mask amount on luminance.")
 
@@ -164,6 +171,7 @@ ADDED_LATER: dict[tuple[str, str], Any] = {
     ("finish", "consistency"): 0.0,
     ("tone", "keep_toned"): False,
     ("upscale", "fallback_model"): None,
+    ("finish", "gan_corrections_only"): False,
 }
 
 

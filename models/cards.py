@@ -20,6 +20,7 @@ from typing import Any, Literal
 Task = Literal["upscale", "denoise", "detect"]
 Architecture = Literal["SRVGGNetCompact", "RRDBNet", "FFDNet", "YuNet"]
 ParamsKey = Literal["params_ema", "params"] | None
+Training = Literal["gan", "fidelity"]
 
 _RELEASES = "https://github.com/xinntao/Real-ESRGAN/releases/download"
 _REALESRGAN_LICENCE = "BSD-3-Clause"  # Real-ESRGAN code and released weights (Xintao Wang et al.)
@@ -41,6 +42,10 @@ class ModelCard:
     description: str
     # For weights nobody publishes: the command that makes them (shown when they are missing).
     make_command: str | None = None
+    # How an upscaler was trained: "gan" (adversarial + perceptual losses: sharp, invents plausible
+    # texture, may drift in colour) or "fidelity" (a pixel loss: the most probable image). The
+    # planner pulls only a GAN model's result back onto the scan (finish.gan_corrections_only).
+    training: Training | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,6 +53,7 @@ class ModelCard:
             "arch_kwargs": dict(self.arch_kwargs), "scale": self.scale, "filename": self.filename,
             "url": self.url, "sha256": self.sha256, "licence": self.licence,
             "params_key": self.params_key, "description": self.description, "make_command": self.make_command,
+            "training": self.training,
         }
 
 
@@ -64,6 +70,7 @@ _CARD_LIST: tuple[ModelCard, ...] = (
         sha256="8dc7edb9ac80ccdc30c3a5dca6616509367f05fbc184ad95b731f05bece96292",
         licence=_REALESRGAN_LICENCE,
         params_key="params",
+        training="gan",
         description="Real-ESRGAN general-purpose compact x4 model for real photos; the CPU default "
                     "(~0.15 MFLOP per output pixel).",
     ),
@@ -81,6 +88,7 @@ _CARD_LIST: tuple[ModelCard, ...] = (
         sha256="b8a8376811077954d82ca3fcf476f1ac3da3e8a68a4f4d71363008000a18b75d",
         licence=_REALESRGAN_LICENCE,
         params_key="params",
+        training="gan",
         description="Real-ESRGAN extra-small compact x4 model for animation and line art; fastest.",
     ),
     ModelCard(
@@ -95,6 +103,7 @@ _CARD_LIST: tuple[ModelCard, ...] = (
         sha256="4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1",
         licence=_REALESRGAN_LICENCE,
         params_key="params_ema",
+        training="gan",
         description="Real-ESRGAN x4plus (RRDBNet, the large GAN model); ~2.2 MFLOP per output pixel: "
                     "for GPUs.",
     ),
@@ -110,6 +119,7 @@ _CARD_LIST: tuple[ModelCard, ...] = (
         sha256="49fafd45f8fd7aa8d31ab2a22d14d91b536c34494a5cfe31eb5d89c2fa266abb",
         licence=_REALESRGAN_LICENCE,
         params_key="params_ema",
+        training="gan",
         description="Real-ESRGAN x2plus (RRDBNet at native x2: input pixel-unshuffled); for GPUs.",
     ),
     ModelCard(
@@ -162,6 +172,7 @@ _CARD_LIST += (
         description="realesr-general-x4v3 fine-tuned for fidelity (L1 loss) on degraded copies of clean "
                     "photographs: the archival preset's upscaler when present.",
         make_command="restorium models finetune PHOTOS... (clean photographs; ~20 min on a 2-core CPU)",
+        training="fidelity",
     ),
 )
 

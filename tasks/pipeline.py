@@ -155,7 +155,7 @@ def _master(run: _Run, image: DecodedImage) -> ScanOutcome:
         raise RuntimeError(f"model {recipe.upscale.model!r} is not loaded in this worker")
     plan = plan_scan(
         recipe, report.findings, image.width, image.height, model_scale=upscaler.scale,
-        model_name=upscaler.card.name,
+        model_name=upscaler.card.name, model_training=upscaler.card.training,
         denoiser_available=kit.denoiser is not None, problems=report.problems,
         has_mask=report.scratch_mask is not None, face_detector_available=kit.faces is not None,
     )

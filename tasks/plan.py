@@ -94,9 +94,10 @@ def target_size(width: int, height: int, recipe: Recipe) -> tuple[int, int, floa
 def plan_scan(
     recipe: Recipe, findings: dict[str, Any], width: int, height: int, *, model_scale: int,
     denoiser_available: bool, problems: frozenset[str] | set[str] = frozenset(), has_mask: bool = False,
-    face_detector_available: bool = False, model_name: str | None = None,
+    face_detector_available: bool = False, model_name: str | None = None, model_training: str | None = None,
 ) -> Plan:
-    """`model_name`: the upscaler loaded for the run (the recipe's model, or its fallback)."""
+    """`model_name`: the upscaler loaded for the run (the recipe's model, or its fallback);
+    `model_training`: how it was trained ("gan" or "fidelity", from its card; None: unknown)."""
     plan = Plan()
     # Upscale first: deblurring depends on it.
     _plan_upscale(plan, recipe, width, height, model_scale, model_name or recipe.upscale.model)
@@ -105,15 +106,29 @@ def plan_scan(
     _plan_denoise(plan, recipe, findings, denoiser_available)
     _plan_deblur(plan, recipe, findings, problems)
     _plan_faces(plan, recipe, face_detector_available)
-    _plan_finish(plan, recipe, findings, problems)
+    _plan_finish(plan, recipe, findings, problems, model_training)
     return plan
 
 
-def _plan_finish(plan: Plan, recipe: Recipe, findings: dict[str, Any], problems: frozenset[str] | set[str]) -> None:
+def _plan_finish(
+    plan: Plan, recipe: Recipe, findings: dict[str, Any], problems: frozenset[str] | set[str],
+    model_training: str | None,
+) -> None:
     fin = recipe.finish
     plan.finish = {"color_transfer": fin.color_transfer, "consistency": 0.0, "consistency_blur": None,
                    "fidelity_blend": fin.fidelity_blend, "grain": fin.grain, "sharpen": fin.sharpen}
-    if fin.consistency <= 0 or not plan.model_passes:
+    if not plan.model_passes:
+        return
+    if fin.gan_corrections_only and model_training == "fidelity" and (fin.color_transfer > 0 or fin.consistency > 0):
+        # bench/quality.py with restorium-fidelity-x4v3, all rows: 23.29 dB / SSIM 0.646 with both,
+        # 23.48 / 0.659 without (the blur row alone +1.06 dB: consistency re-blurred what the model
+        # sharpened wherever the scan's blur went undiagnosed).
+        plan.finish["color_transfer"] = 0.0
+        plan.reasons.append(f"colour transfer and consistency: skipped, {plan.upscale_model} is trained for "
+                            "fidelity: it keeps the scan's colours and structure, there is no invented "
+                            "detail or colour drift to pull back")
+        return
+    if fin.consistency <= 0:
         return
     if JPEG_BLOCKING in problems:
         # The restored scan still carries the 8x8 grid; reproducing it would put the blocks back

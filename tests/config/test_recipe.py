@@ -78,7 +78,7 @@ def test_fields_added_later_leave_recorded_recipes_their_hash_and_meaning():
     archival = load_recipe("archival")
     # The archival preset as it was recorded before consistency and keep_toned existed (commit a57114b).
     recorded = archival.model_dump(mode="json")
-    recorded["finish"].update(consistency=0.0, fidelity_blend=0.4)
+    recorded["finish"].update(consistency=0.0, fidelity_blend=0.4, gan_corrections_only=False)
     recorded["tone"].update(keep_toned=False)
     recorded["upscale"].update(model="realesr-general-x4v3", fallback_model=None)
     assert Recipe.model_validate(recorded).hash == "359d7a2defe08d75a8c0da1524e4ac991aab9bad7e2db3a3a1b8482848fb5cd7"
@@ -86,8 +86,10 @@ def test_fields_added_later_leave_recorded_recipes_their_hash_and_meaning():
         del recorded[section][key]  # a stored recipe dict from then lacks the fields: same hash, same steps
     old = Recipe.model_validate(recorded)
     assert old.hash == "359d7a2defe08d75a8c0da1524e4ac991aab9bad7e2db3a3a1b8482848fb5cd7"
-    assert (old.finish.consistency, old.tone.keep_toned, old.upscale.fallback_model) == (0.0, False, None)
+    assert (old.finish.consistency, old.tone.keep_toned, old.upscale.fallback_model,
+            old.finish.gan_corrections_only) == (0.0, False, None, False)
     # Every preset turns them on, and a value other than the legacy one is hashed.
     assert archival.finish.consistency == 1.0 and archival.tone.keep_toned
     assert archival.hash != old.hash and '"consistency":1.0' in archival.canonical_json()
     assert '"fallback_model":"realesr-general-x4v3"' in archival.canonical_json()
+    assert archival.finish.gan_corrections_only and '"gan_corrections_only":true' in archival.canonical_json()

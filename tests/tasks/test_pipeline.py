@@ -133,6 +133,39 @@ def test_the_guard_judges_what_the_model_made_not_the_consistency_correction(tmp
     assert guard.parameters["ssim"] < 0.5 and peak_signal_noise_ratio(scan, back) > 25
 
 
+class _FidelityCard:
+    """The real model presented as the fidelity-trained archival upscaler (its card says so)."""
+
+    def __init__(self, real: Upscaler):
+        from dataclasses import replace
+
+        from models.cards import CARDS
+
+        self.real, self.scale, self.agent = real, real.scale, real.agent
+        self.card = replace(CARDS["restorium-fidelity-x4v3"])
+        self.last_inference_seconds = 0.0
+
+    def upscale(self, rgb: np.ndarray, tile: int, overlap: int) -> np.ndarray:
+        out = self.real.upscale(rgb, tile, overlap)
+        self.last_inference_seconds = self.real.last_inference_seconds
+        return out
+
+
+def test_a_fidelity_trained_upscaler_is_not_pulled_back_onto_the_scan(tmp_path, shared_data, kit):
+    original = tmp_path / "scan.png"
+    Image.fromarray(_crop(shared_data, "sr_gt/McMaster/1.tif", (0, 0, 96, 80))).save(original)
+    tuned = Toolkit(upscalers={"restorium-fidelity-x4v3": _FidelityCard(kit.upscalers["realesr-general-x4v3"])},
+                    denoiser=kit.denoiser, software=kit.software, host=kit.host)
+    outcome = process_scan(_job(original, tmp_path), tuned)
+    assert outcome.status == "mastered", outcome.reason
+    steps = {s.step: s for s in outcome.steps}
+    finish = steps["finish"].parameters
+    assert not finish["consistency"]["applied"] and not finish["color_transfer"]["applied"]
+    assert finish["fidelity_blend"] == load_recipe("archival").finish.fidelity_blend
+    assert steps["fidelity-guard"].parameters["judged"] == "the master"
+    assert any("restorium-fidelity-x4v3 is trained for fidelity" in r for r in outcome.plan_reasons)
+
+
 def test_rgba_keeps_alpha_and_gray_stays_gray(tmp_path, shared_data, kit):
     rgba = _crop(shared_data, "edge_cases/children-alpha.png", (0, 0, 64, 48))
     original = tmp_path / "alpha.png"
