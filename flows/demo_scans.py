@@ -24,6 +24,10 @@ def _srgb_icc() -> bytes:
     return bytes(icc)
 
 
+# Each photograph's degradation seed, offset from the demo's seed.
+DEMO_SEEDS = {"astronaut": 0, "rocket": 1, "coffee": 2, "chelsea": 3, "camera": 4}
+
+
 def write_demo_scans(folder: Path, seed: int = 0) -> list[Path]:
     """Write the sample scans (overwriting earlier demo scans: same seed, same bytes)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -33,18 +37,18 @@ def write_demo_scans(folder: Path, seed: int = 0) -> list[Path]:
     icc = _srgb_icc()
     written = []
 
-    scan = degrade(photos["astronaut"], spec, seed)
+    scan = degrade(photos["astronaut"], spec, seed + DEMO_SEEDS["astronaut"])
     path = folder / "astronaut_16bit.tif"
     tifffile.imwrite(path, scan.astype(np.uint16) * 257, photometric="rgb", compression="deflate",
                      resolution=(600, 600), resolutionunit="INCH", extratags=[(34675, "B", len(icc), icc, True)])
     written.append(path)
 
-    scan = degrade(photos["rocket"], spec, seed + 1)
+    scan = degrade(photos["rocket"], spec, seed + DEMO_SEEDS["rocket"])
     path = folder / "rocket.tif"
     tifffile.imwrite(path, scan, photometric="rgb", resolution=(300, 300), resolutionunit="INCH")
     written.append(path)
 
-    scan = degrade(photos["coffee"], spec, seed + 2)
+    scan = degrade(photos["coffee"], spec, seed + DEMO_SEEDS["coffee"])
     path = folder / "coffee.jpg"
     exif = Image.Exif()
     exif[0x010F] = "Demo Scanner Co."  # Make
@@ -53,12 +57,12 @@ def write_demo_scans(folder: Path, seed: int = 0) -> list[Path]:
     Image.fromarray(scan).save(path, quality=88, exif=exif, icc_profile=icc, dpi=(400, 400))
     written.append(path)
 
-    scan = degrade(photos["chelsea"], spec, seed + 3)
+    scan = degrade(photos["chelsea"], spec, seed + DEMO_SEEDS["chelsea"])
     path = folder / "chelsea.png"
     Image.fromarray(scan).save(path)
     written.append(path)
 
-    scan = degrade(photos["camera"], spec, seed + 4)
+    scan = degrade(photos["camera"], spec, seed + DEMO_SEEDS["camera"])
     path = folder / "cameraman_gray.png"
     Image.fromarray(scan).save(path)
     written.append(path)

@@ -29,6 +29,12 @@ class Degradation:
 
 def degrade(clean: np.ndarray, spec: Degradation = Degradation(), seed: int = 0) -> np.ndarray:
     """uint8 RGB (or gray) in, uint8 "old scan" out, smaller by spec.downscale."""
+    return degrade_with_mask(clean, spec, seed)[0]
+
+
+def degrade_with_mask(clean: np.ndarray, spec: Degradation = Degradation(),
+                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`degrade`, and the true mask of its scratches and dust (bool, the scan's size)."""
     rng = np.random.default_rng(seed)
     img = clean.astype(np.float32) / 255.0
     h, w = img.shape[:2]
@@ -44,11 +50,12 @@ def degrade(clean: np.ndarray, spec: Degradation = Degradation(), seed: int = 0)
     if spec.noise_sigma > 0:
         img = img + rng.normal(0, spec.noise_sigma / 255.0, img.shape).astype(np.float32)
     img = np.clip(img, 0, 1)
-    _scratch(img, rng, spec.scratches, spec.dust)
+    mask = np.zeros(img.shape[:2], np.uint8)
+    _scratch(img, rng, spec.scratches, spec.dust, mask)
     out = np.clip(np.rint(img * 255), 0, 255).astype(np.uint8)
     if spec.jpeg_quality:
         out = jpeg_roundtrip(out, spec.jpeg_quality)
-    return out
+    return out, mask > 0
 
 
 def _scratch(

@@ -8,7 +8,9 @@ components, principal-axis length ≥ 12 px, thickness ≤ 1.5 px), and collinea
 polarity: a bright scratch over a brighter area turns dark there) are merged into lines. A line
 with a tenth of the short side in pieces is then traced on the ridge points themselves (those
 within 1 px of it, running its way, gaps up to a tenth of the short side), which recovers the
-bits of a scratch that texture broke or thickened, and re-fitted to them.
+bits of a scratch that texture broke or thickened, and re-fitted to them; a line that passes the
+tests below is traced again until it stops growing (a fit to part of a scratch misses its far end
+by a pixel: bench/diagnosis.py mask recall 0.806 -> 0.822, precision 0.805 -> 0.803).
 
 A scratch is a mark on the print, not a thing in the scene, and the tests say so:
   - long for the image: ridge points along at least a quarter of the image's extent in the
@@ -62,6 +64,7 @@ _LINE_COVERAGE = 0.4
 _MERGE_ANGLE, _MERGE_OFFSET = 3.0, 3.0  # degrees, px
 _MARGIN = 4  # the image's own border rows/columns are not scratches
 _TRACE_SEED, _TRACE_GAP = 0.1, 0.1  # shares of the short side (see _trace)
+_RETRACE_ROUNDS, _RETRACE_TURN = 3, 1.0  # re-traces of a candidate at most; the turn (degrees) refused
 _BRIGHT_SHARE = 0.5  # of a line's support that must be lighter than its sides
 _PARALLEL_ANGLE, _PARALLEL_GAP = 3.0, 15.0  # a darker parallel line this close: an object's edge
 _FAMILY_GAP, _FAMILY_MAX = 0.15, 3  # more parallel lines than this within 0.15 of the short side
@@ -157,6 +160,8 @@ def _scratch_lines(gray: np.ndarray, noise_sigma: float) -> list[tuple[float, fl
     candidates = _candidates(lines, (h, w))
     if not candidates:
         return []
+    for line in candidates:
+        _retrace(line, ys, xs, bright, direction, short)
     gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0) / 8
     gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1) / 8
     found: list[dict] = []
@@ -233,6 +238,23 @@ def _trace(line: dict, ys: np.ndarray, xs: np.ndarray, bright: np.ndarray, direc
     line["t0"], line["t1"] = (float(v) for v in ends_x * vx + ends_y * vy)
     line["u"], line["centre"] = (float(vx), float(vy)), (float(mx), float(my))
     line["angle"] = float(np.rad2deg(np.arctan2(-vy, vx)) % 180)
+
+
+def _retrace(line: dict, ys: np.ndarray, xs: np.ndarray, bright: np.ndarray, direction: np.ndarray,
+             short_side: int) -> None:
+    """Trace a candidate again until it stops growing: a line fitted to part of a scratch misses its
+    far end by a pixel or so, which the re-fitted line reaches (the mask then covers the whole
+    scratch). Only candidates, after the tests against their neighbours: a line re-traced freely
+    can wander through texture onto another. A re-trace that turns the line is refused."""
+    for _ in range(_RETRACE_ROUNDS):
+        before = dict(line)
+        _trace(line, ys, xs, bright, direction, short_side)
+        if line["support"] <= before["support"]:
+            return
+        if abs((line["angle"] - before["angle"] + 90) % 180 - 90) > _RETRACE_TURN:
+            line.clear()
+            line.update(before)
+            return
 
 
 def _candidates(lines: list[dict], shape: tuple[int, int]) -> list[dict]:
