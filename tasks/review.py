@@ -14,12 +14,14 @@ same displayed size.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 from tasks.atomic import atomic_write
 
@@ -78,11 +80,28 @@ def _face_window(face: Box, sx: float, sy: float, size: int, mw: int, mh: int) -
     return left, top, size, size
 
 
+@functools.lru_cache(maxsize=4)
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """DejaVu Sans (shipped with matplotlib, a dependency): file names in archives are not ASCII,
+    and OpenCV's Hershey fonts and Pillow's default font draw "Ødegård" as "?deg?rd"."""
+    try:
+        import matplotlib
+
+        return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts/ttf/DejaVuSans.ttf"), size)
+    except (ImportError, OSError):
+        return ImageFont.load_default(size)
+
+
+def _bar(width: int, height: int, text: str, size: int) -> np.ndarray:
+    """A caption bar: `text` on the sheet's background, vertically centred."""
+    bar = Image.new("RGB", (width, height), _BACKGROUND)
+    ImageDraw.Draw(bar).text((6, height // 2), text, font=_font(size), fill=_TEXT, anchor="lm")
+    return np.asarray(bar)
+
+
 def _label(tile: np.ndarray, text: str) -> np.ndarray:
     """`tile` with a caption bar above it."""
-    bar = np.full((_LABEL_H, tile.shape[1], 3), _BACKGROUND, np.uint8)
-    cv2.putText(bar, text, (4, _LABEL_H - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.5, _TEXT, 1, cv2.LINE_AA)
-    return np.vstack([bar, tile])
+    return np.vstack([_bar(tile.shape[1], _LABEL_H, text, 13), tile])
 
 
 def _hstack(tiles: Sequence[np.ndarray]) -> np.ndarray:
@@ -146,9 +165,7 @@ def review_sheet(
 
     body = [overview, *crop_rows]
     width = min(max_width, max(r.shape[1] for r in body))
-    header = np.full((_TITLE_H, width, 3), _BACKGROUND, np.uint8)
-    cv2.putText(header, title, (6, _TITLE_H - 11), cv2.FONT_HERSHEY_SIMPLEX, 0.7, _TEXT, 1, cv2.LINE_AA)
-    return _vstack([header, *body], width)
+    return _vstack([_bar(width, _TITLE_H, title, 17), *body], width)
 
 
 def write_review_sheet(path: str | os.PathLike[str], sheet: np.ndarray) -> None:

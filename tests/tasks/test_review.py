@@ -98,3 +98,15 @@ def test_large_master_and_narrow_sheet(shared_data):
     master = resize(original, 8 * w, 8 * h)
     sheet = review_sheet(pixels, master, title="tree x8", max_width=600)
     assert sheet.shape[1] <= 600 and sheet.dtype == np.uint8
+
+
+def test_titles_keep_the_letters_of_non_ascii_file_names(shared_data):
+    # Archive file names carry accents; OpenCV's fonts drew every such letter (and the arrow) as "?",
+    # so "Ødegård" and "Ådegørd" came out the same.
+    original = _rgb(shared_data, "sr_gt/McMaster/5.tif")[:60, :80]
+    master = resize(original, 160, 120)
+    sheets = [review_sheet(original, master, title=t) for t in ("Ødegård.tif → m.tif", "Ådegørd.tif → m.tif",
+                                                                "Ødegård.tif ← m.tif")]
+    titles = [sheet[:34] for sheet in sheets]
+    assert not np.array_equal(titles[0], titles[1]) and not np.array_equal(titles[0], titles[2])
+    assert all(np.array_equal(sheets[0][34:], sheet[34:]) for sheet in sheets)  # only the title differs
