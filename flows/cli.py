@@ -29,7 +29,6 @@ models_app = typer.Typer(help="Model weights: list, fetch from the publisher, im
 app.add_typer(models_app, name="models")
 
 
-
 def _settings(**overrides: Any):
     from config.settings import Settings
 
@@ -41,7 +40,6 @@ def _settings(**overrides: Any):
 # 4 the run crashed: without its own code a crash read as "some scans failed" (Python exits 1).
 EXIT_STOPPED = 3
 EXIT_CRASHED = 4
-
 
 
 class _RichReporter:

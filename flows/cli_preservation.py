@@ -41,7 +41,6 @@ def _settings(**overrides: Any):
         fail(str(exc))
 
 
-
 def _line(text: str) -> None:
     out.print(text, highlight=False, soft_wrap=True)
 

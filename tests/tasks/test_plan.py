@@ -141,14 +141,16 @@ def test_tone_strength_grows_with_how_clearly_the_problem_was_measured():
 def test_a_fidelity_trained_model_is_not_pulled_back_onto_the_scan():
     soft = {"noise_sigma": 0.5, "blur": {"type": "defocus", "score": 2.0, "sigma_px": 1.2}}
     kwargs = dict(model_scale=4, denoiser_available=True, problems={"defocus_blur"})
-    tuned = plan_scan(ARCHIVAL, soft, 100, 80, model_name="restorium-fidelity-x4v3", model_training="fidelity", **kwargs)
+    tuned = plan_scan(ARCHIVAL, soft, 100, 80, model_name="restorium-fidelity-x4v3", model_training="fidelity",
+                      **kwargs)
     assert tuned.finish["consistency"] == 0.0 and tuned.finish["color_transfer"] == 0.0
     assert tuned.finish["fidelity_blend"] == ARCHIVAL.finish.fidelity_blend  # the likeness blend stays
     assert any(r.startswith("colour transfer and consistency: skipped, restorium-fidelity-x4v3 is trained for "
                             "fidelity") for r in tuned.reasons)
     # The GAN-trained fallback is still pulled back, through the blur it was left to undo.
     gan = plan_scan(ARCHIVAL, soft, 100, 80, model_name="realesr-general-x4v3", model_training="gan", **kwargs)
-    assert gan.finish["consistency"] == ARCHIVAL.finish.consistency and gan.finish["consistency_blur"]["sigma_px"] == 1.2
+    assert gan.finish["consistency"] == ARCHIVAL.finish.consistency
+    assert gan.finish["consistency_blur"]["sigma_px"] == 1.2
     # A recipe recorded before the setting existed keeps doing what it did, whatever the model.
     legacy = ARCHIVAL.model_copy(update={"finish": ARCHIVAL.finish.model_copy(update={"gan_corrections_only": False})})
     old = plan_scan(legacy, soft, 100, 80, model_name="restorium-fidelity-x4v3", model_training="fidelity", **kwargs)
