@@ -42,6 +42,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 DATA = REPO.parent / "shared" / "data"
 
+from config.recipe import load_recipe  # noqa: E402
 from tasks import samples  # noqa: E402
 from tasks.diagnosis import blur as blur_mod  # noqa: E402
 from tasks.diagnosis import diagnose, phash_distance  # noqa: E402
@@ -52,6 +53,9 @@ from tasks.diagnosis import skew as skew_mod  # noqa: E402
 from tasks.diagnosis import tone as tone_mod  # noqa: E402
 from tasks.diagnosis.views import Views  # noqa: E402
 from tasks.imageio import DecodedImage, decode  # noqa: E402
+from tasks.inpaint import dilate_mask  # noqa: E402
+
+ARCHIVAL_DILATE = load_recipe("archival").cleanup.dilate
 
 
 def image(pixels: np.ndarray) -> DecodedImage:
@@ -227,8 +231,12 @@ def scratch_cases(idx: int, clean: np.ndarray, count: int, record, err) -> None:
     mask = d.scratch_mask if d.scratch_mask is not None else np.zeros(truth.shape, bool)
     near_truth = cv2.dilate(truth.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     err("scratch_recall", (mask & truth).sum() / max(truth.sum(), 1))
+    # what the archival cleanup inpaints: the mask grown by its `dilate`
+    filled = dilate_mask(mask, ARCHIVAL_DILATE)
+    err("scratch_recall_filled", (filled & truth).sum() / max(truth.sum(), 1))
     if mask.any():
         err("scratch_precision", (mask & near_truth).sum() / mask.sum())
+        err("scratch_precision_filled", (filled & near_truth).sum() / filled.sum())
 
     # dust
     dusty, dust_truth = samples.scratch_and_dust(clean, 0, 25, seed=idx)
@@ -383,6 +391,8 @@ def main() -> None:
     errs("skew error, deg (cropped content)", "skew_crop_err", " deg", 0.5, "")
     errs("scratch mask recall (true pixels covered)", "scratch_recall", "", None, "")
     errs("scratch mask precision (within 1 px of truth)", "scratch_precision", "", None, "")
+    errs("  as inpainted (archival dilate): recall", "scratch_recall_filled", "", None, "")
+    errs("  as inpainted (archival dilate): precision", "scratch_precision_filled", "", None, "")
     errs("dust specks found (recall of 25)", "dust_recall", "", None, "")
     errs("dust_count, clean photos", "dust_count_clean", "", None, "")
     errs("dust_count, with 25 specks", "dust_count_dusty", "", None, "")

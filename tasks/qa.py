@@ -69,7 +69,9 @@ def problems_for(diagnosis: Diagnosis) -> list[tuple[str, str]]:
     dusty = s["dust_count"] > scratches.DUSTY_COUNT
     if s["count"]:
         lines = f"{s['count']} line" + ("s" if s["count"] != 1 else "")
-        specks = f", {s['dust_count']} specks" if dusty else ""
+        opaque = s.get("opaque_specks", 0)  # findings recorded before 2026-12-03 lack it
+        specks = (f", {s['dust_count']} specks" if dusty
+                  else f", {opaque} opaque speck{'s' if opaque != 1 else ''}" if opaque else "")
         found.append((SCRATCHES, f"scratches: {s['coverage'] * 100:.2f} % of pixels ({lines}{specks})"))
         if dusty:
             found.append((DUST, f"dust: {s['dust_count']} specks"))

@@ -9,7 +9,8 @@ Findings:
     blur            {type: none|defocus|motion, score (px), sigma_px, angle_deg, length_px}
     sharpness       variance of the Laplacian, 0-255 scale (2048 px centre crop)
     noise_sigma     per-channel Gaussian noise sigma, 0-255 scale
-    scratches       {count (lines), coverage (share of pixels in the mask), dust_count}
+    scratches       {count (lines), coverage (share of pixels in the mask), dust_count, opaque_specks
+                    (near-black colourless specks masked with the lines of a scratched scan)}
     jpeg_blockiness 0 = no 8x8 grid; reported above jpeg.BLOCKY
     clipping        {black: [share per channel], white: [...]}
     contrast        luminance p99.5 - p0.5 on 0-1

@@ -71,7 +71,7 @@ def test_report_is_plain_json_with_the_documented_shape(shared_data):
     assert set(f) == {"blur", "sharpness", "noise_sigma", "scratches", "jpeg_blockiness", "clipping",
                       "contrast", "color_cast", "skew_deg", "phash"}
     assert set(f["blur"]) == {"type", "score", "sigma_px", "angle_deg", "length_px"}
-    assert set(f["scratches"]) == {"count", "coverage", "dust_count"}
+    assert set(f["scratches"]) == {"count", "coverage", "dust_count", "opaque_specks"}
     assert len(f["clipping"]["black"]) == len(f["clipping"]["white"]) == 3
     assert set(f["color_cast"]) == {"a", "b", "magnitude", "chroma_residual", "spread"}
     assert len(f["phash"]) == 16
