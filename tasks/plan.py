@@ -119,6 +119,10 @@ def _plan_finish(
                    "fidelity_blend": fin.fidelity_blend, "grain": fin.grain, "sharpen": fin.sharpen}
     if not plan.model_passes:
         return
+    if model_training == "fidelity" and fin.fidelity_model_blend is not None:
+        plan.finish["fidelity_blend"] = fin.fidelity_model_blend
+        plan.reasons.append(f"fidelity blend: {fin.fidelity_model_blend} (not {fin.fidelity_blend}): "
+                            f"{plan.upscale_model} is trained for fidelity and invents less texture to tame")
     if fin.gan_corrections_only and model_training == "fidelity" and (fin.color_transfer > 0 or fin.consistency > 0):
         # bench/quality.py with restorium-fidelity-x4v3, all rows: 23.29 dB / SSIM 0.646 with both,
         # 23.48 / 0.659 without (the blur row alone +1.06 dB: consistency re-blurred what the model

@@ -43,6 +43,9 @@ def requested_recipe(preset: str, strengths: dict[str, float], *, scale: float |
     for name, value in strengths.items():
         section, key = name.split(".")
         data[section][key] = value
+    if "finish.fidelity_blend" in strengths:
+        # The reviewer's blend is the one applied, whatever the upscaler was trained for.
+        data["finish"]["fidelity_model_blend"] = None
     if strengths:
         changes = ", ".join(f"{k}={v:g}" for k, v in sorted(strengths.items()))
         data["description"] = f"{data.get('description', '')} Reviewer's changes: {changes}.".strip()

@@ -78,7 +78,8 @@ def test_fields_added_later_leave_recorded_recipes_their_hash_and_meaning():
     archival = load_recipe("archival")
     # The archival preset as it was recorded before consistency and keep_toned existed (commit a57114b).
     recorded = archival.model_dump(mode="json")
-    recorded["finish"].update(consistency=0.0, fidelity_blend=0.4, gan_corrections_only=False)
+    recorded["finish"].update(consistency=0.0, fidelity_blend=0.4, gan_corrections_only=False,
+                              fidelity_model_blend=None)
     recorded["tone"].update(keep_toned=False)
     recorded["upscale"].update(model="realesr-general-x4v3", fallback_model=None)
     assert Recipe.model_validate(recorded).hash == "359d7a2defe08d75a8c0da1524e4ac991aab9bad7e2db3a3a1b8482848fb5cd7"
@@ -93,3 +94,4 @@ def test_fields_added_later_leave_recorded_recipes_their_hash_and_meaning():
     assert archival.hash != old.hash and '"consistency":1.0' in archival.canonical_json()
     assert '"fallback_model":"realesr-general-x4v3"' in archival.canonical_json()
     assert archival.finish.gan_corrections_only and '"gan_corrections_only":true' in archival.canonical_json()
+    assert old.finish.fidelity_model_blend is None and '"fidelity_model_blend":0.2' in archival.canonical_json()

@@ -144,17 +144,23 @@ def test_a_fidelity_trained_model_is_not_pulled_back_onto_the_scan():
     tuned = plan_scan(ARCHIVAL, soft, 100, 80, model_name="restorium-fidelity-x4v3", model_training="fidelity",
                       **kwargs)
     assert tuned.finish["consistency"] == 0.0 and tuned.finish["color_transfer"] == 0.0
-    assert tuned.finish["fidelity_blend"] == ARCHIVAL.finish.fidelity_blend  # the likeness blend stays
+    # the likeness blend stays, lighter: this model invents less texture to tame
+    assert tuned.finish["fidelity_blend"] == ARCHIVAL.finish.fidelity_model_blend < ARCHIVAL.finish.fidelity_blend
+    assert any(r.startswith("fidelity blend: 0.2 (not 0.3)") for r in tuned.reasons)
     assert any(r.startswith("colour transfer and consistency: skipped, restorium-fidelity-x4v3 is trained for "
                             "fidelity") for r in tuned.reasons)
     # The GAN-trained fallback is still pulled back, through the blur it was left to undo.
     gan = plan_scan(ARCHIVAL, soft, 100, 80, model_name="realesr-general-x4v3", model_training="gan", **kwargs)
     assert gan.finish["consistency"] == ARCHIVAL.finish.consistency
     assert gan.finish["consistency_blur"]["sigma_px"] == 1.2
+    assert gan.finish["fidelity_blend"] == ARCHIVAL.finish.fidelity_blend
     # A recipe recorded before the setting existed keeps doing what it did, whatever the model.
     legacy = ARCHIVAL.model_copy(update={"finish": ARCHIVAL.finish.model_copy(update={"gan_corrections_only": False})})
     old = plan_scan(legacy, soft, 100, 80, model_name="restorium-fidelity-x4v3", model_training="fidelity", **kwargs)
     assert old.finish["consistency"] == ARCHIVAL.finish.consistency
+    unset = ARCHIVAL.model_copy(update={"finish": ARCHIVAL.finish.model_copy(update={"fidelity_model_blend": None})})
+    assert plan_scan(unset, soft, 100, 80, model_name="restorium-fidelity-x4v3", model_training="fidelity",
+                     **kwargs).finish["fidelity_blend"] == ARCHIVAL.finish.fidelity_blend
 
 
 def test_consistency_is_skipped_on_jpeg_blocking_and_follows_an_undeconvolved_blur():

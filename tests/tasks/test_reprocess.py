@@ -21,6 +21,16 @@ def test_strengths_change_the_recipe_and_its_hash_and_the_size_is_kept() -> None
     assert requested_recipe("portrait", {}).hash == preset.hash  # nothing changed: the preset itself
 
 
+
+def test_a_reviewers_blend_is_applied_whatever_the_upscaler_was_trained_for() -> None:
+    from tasks.plan import plan_scan
+
+    assert load_recipe("archival").finish.fidelity_model_blend == 0.2  # the preset's lighter blend
+    recipe = requested_recipe("archival", {"finish.fidelity_blend": 0.5})
+    assert recipe.finish.fidelity_model_blend is None
+    plan = plan_scan(recipe, {"noise_sigma": 0.5}, 100, 80, model_scale=4, denoiser_available=True,
+                     model_name="restorium-fidelity-x4v3", model_training="fidelity")
+    assert plan.finish["fidelity_blend"] == 0.5
 @pytest.mark.parametrize(("preset", "strengths", "message"), [
     ("no-such-preset", {}, "no recipe preset named"),
     ("archival", {"finish.fidelity_blend": 7.0}, "finish.fidelity_blend"),
