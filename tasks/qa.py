@@ -70,8 +70,11 @@ def problems_for(diagnosis: Diagnosis) -> list[tuple[str, str]]:
     if s["count"]:
         lines = f"{s['count']} line" + ("s" if s["count"] != 1 else "")
         opaque = s.get("opaque_specks", 0)  # findings recorded before 2026-12-03 lack it
-        specks = (f", {s['dust_count']} specks" if dusty
-                  else f", {opaque} opaque speck{'s' if opaque != 1 else ''}" if opaque else "")
+        specks = ""
+        if dusty:
+            specks = f", {s['dust_count']} specks"
+        elif opaque:
+            specks = f", {opaque} opaque speck" + ("s" if opaque != 1 else "")
         found.append((SCRATCHES, f"scratches: {s['coverage'] * 100:.2f} % of pixels ({lines}{specks})"))
         if dusty:
             found.append((DUST, f"dust: {s['dust_count']} specks"))

@@ -413,9 +413,7 @@ def _dust(gray: np.ndarray) -> tuple[int, np.ndarray]:
     for op in (cv2.MORPH_BLACKHAT, cv2.MORPH_TOPHAT):
         labels, isolated = _isolated_specks(gray, op, _DUST_CONTRAST, _DUST_ISOLATION)
         total += len(isolated)
-        keep = np.zeros(labels.max() + 1, bool)
-        keep[isolated] = True
-        mask |= keep[labels].astype(np.uint8)
+        mask |= _labels_mask(labels, isolated)
     return total, mask
 
 
@@ -443,9 +441,14 @@ def _opaque_specks(rgb: np.ndarray, gray: np.ndarray) -> tuple[int, np.ndarray]:
     np.minimum.at(ring_dark, labels.ravel(), ring.ravel())
     kept = cand[(darkest[cand] < _OPAQUE_DARK) & (colour[cand] < _OPAQUE_CHROMA)
                 & (ring_dark[cand] - darkest[cand] > _RING_GAP)]
-    keep = np.zeros(n, bool)
+    return len(kept), _labels_mask(labels, kept)
+
+
+def _labels_mask(labels: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """uint8 mask of the components of `labels` whose numbers are in `kept`."""
+    keep = np.zeros(int(labels.max()) + 1, bool)
     keep[kept] = True
-    return len(kept), keep[labels].astype(np.uint8)
+    return keep[labels].astype(np.uint8)
 
 
 def assess_scratches(views: Views, noise_sigma: float = 0.0) -> tuple[dict, np.ndarray | None]:
