@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, description="Model actors (each holds its own copy of the models).")
     worker_threads: int | None = Field(
         None, ge=1, description="CPU threads per worker (default: the cluster's CPUs shared among workers).")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="Models' compute precision: auto = bf16 where the device computes it in hardware "
+        "(CPUs with AVX512_BF16 or AMX, CUDA 8.0+), else fp32; fp16 on CUDA only. Recorded in every master.")
+    tile: int | None = Field(
+        None, ge=0, description="Model tile edge in input pixels; default per device: the recipe's on CPU, "
+        "from free memory on CUDA (0: whole images). Tiles change no pixel beyond rounding.")
     gpus_per_worker: float = Field(0.5, gt=0, le=1, description="Fractional GPU per actor when CUDA is used.")
     shard_size: int = Field(32, ge=1, description="Scans per Prefect task and per catalog transaction.")
     max_pixels: int = Field(400_000_000, ge=1, description="Refuse images larger than this (decompression bombs).")

@@ -80,6 +80,9 @@ def run(
     models_dir: Annotated[Optional[Path], typer.Option(help="Weights folder (RESTORIUM_MODELS_DIR).")] = None,
     catalog_url: Annotated[Optional[str], typer.Option(help="Catalog URL (RESTORIUM_CATALOG_URL).")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Model workers (RESTORIUM_WORKERS).")] = None,
+    precision: Annotated[Optional[str], typer.Option(
+        help="Models' compute precision: auto, fp32, bf16, fp16 (RESTORIUM_PRECISION; default auto: bf16 "
+        "where the hardware has it). Recorded in every master; it changes pixels slightly.")] = None,
     profile: Annotated[Optional[str], typer.Option(
         help="Capture-spec profile the QA gate enforces (RESTORIUM_CAPTURE_PROFILE).")] = None,
     only_new: Annotated[bool, typer.Option(
@@ -97,7 +100,7 @@ def run(
     with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
         summary = _run_flow(scans_dir, recipe, scale, long_edge, only_new=only_new, home=home,
                             models_dir=models_dir, catalog_url=catalog_url, workers=workers,
-                            capture_profile=profile)
+                            precision=precision, capture_profile=profile)
     if as_json:
         out.print_json(json.dumps(summary))
     else:
@@ -126,10 +129,11 @@ def _run_flow(scans_dir: Path, recipe: str, scale, long_edge, *, only_new: bool 
     except (RecipeError, ValidationError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     from flows.models_setup import MissingModelError, resolve_recipe_models
+    from models.precision import PrecisionError
 
     try:  # missing weights stop the run here, before Prefect and Ray start (and the flow re-checks)
         resolve_recipe_models(load_recipe(recipe), cfg)
-    except MissingModelError as exc:
+    except (MissingModelError, PrecisionError) as exc:
         fail(str(exc))
     from flows.progress import set_reporter
     from flows.restore_batch import ArchiveBusy, RunStopped, restore_batch

@@ -25,6 +25,17 @@ class RecipeModels:
     weights: dict[str, str]  # model name → sha256 of the file that will be loaded
     notes: list[str] = field(default_factory=list)
     face_detector: str | None = None
+    precision: str = "fp32"  # the models' compute precision, resolved for the run's device
+
+
+def run_precision(cfg: Settings) -> str:
+    """The settings' precision resolved on the driver (it goes into every derivation key, so it is
+    settled once, like the weights). 'auto' is judged on the device the settings name as this
+    machine sees it: on a cluster whose GPUs the driver lacks, name the precision explicitly."""
+    from models.loading import select_device
+    from models.precision import resolve_precision
+
+    return resolve_precision(cfg.precision, select_device(cfg.device))
 
 
 def _upscaler(name: str, cfg: Settings) -> ResolvedWeights:
@@ -37,7 +48,8 @@ def _upscaler(name: str, cfg: Settings) -> ResolvedWeights:
             raise MissingModelError(f"{missing}\nAn automatic download was tried and failed: {failed}") from failed
 
 
-def resolve_recipe_models(recipe: Recipe, cfg: Settings) -> RecipeModels:
+def resolve_recipe_models(recipe: Recipe, cfg: Settings, precision: str | None = None) -> RecipeModels:
+    """precision: a recorded one (reproduce); default: the settings' (run_precision)."""
     name, notes = recipe.upscale.model, []
     try:
         upscaler = _upscaler(name, cfg)
@@ -69,4 +81,4 @@ def resolve_recipe_models(recipe: Recipe, cfg: Settings) -> RecipeModels:
             faces = FACE_MODEL
         except WeightsNotFoundError:
             notes.append(f"{FACE_MODEL} weights are not in {cfg.models_dir}: faces are not protected")
-    return RecipeModels([name], denoiser, weights, notes, faces)
+    return RecipeModels([name], denoiser, weights, notes, faces, precision or run_precision(cfg))

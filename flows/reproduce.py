@@ -20,6 +20,7 @@ from catalog.repository import Catalog
 from config.recipe import Recipe
 from config.settings import Settings
 from flows.models_setup import MissingModelError, resolve_recipe_models
+from models.precision import PrecisionError
 from tasks.atomic import sha256_file
 from tasks.digest import compare_pixels, pixel_digest, read_pixels
 from tasks.keys import derivation_key, stable_uuid
@@ -55,7 +56,7 @@ def reproduce(master: Path, cfg: Settings, *, original: Path | None = None, keep
     from tasks.pipeline import process_scan
 
     kit, _ = build_toolkit(cfg.models_dir, device, models.upscale_models, models.denoiser,
-                           models.face_detector, threads)
+                           models.face_detector, threads, models.precision, cfg.tile)
     with tempfile.TemporaryDirectory(prefix="restorium-reproduce-") as tmp:
         out = Path(keep).resolve() if keep else Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
@@ -72,7 +73,7 @@ def reproduce(master: Path, cfg: Settings, *, original: Path | None = None, keep
     report = {
         "master": str(master), "master_uuid": recorded.master_uuid, "original": str(original_path),
         "recipe": {"name": recorded.recipe.name, "hash": recorded.recipe.hash},
-        "models": models.weights, "device": kit.host.details.get("device", device),
+        "models": models.weights, "precision": models.precision, "device": kit.host.details.get("device", device),
         "recorded_device": recorded_device, "threads": threads,
         "same_device_class": recorded_device.split(":")[0] == kit.host.details.get("device", device).split(":")[0],
         "software_version": kit.software.version, "recorded_software_version": record.software.get("version"),
@@ -132,9 +133,11 @@ def _check_original(path: Path, record: AuditRecord) -> None:
 def _check_models(recorded: _Recorded, cfg: Settings) -> Any:
     record = recorded.record
     try:
-        models = resolve_recipe_models(recorded.recipe, cfg)
+        models = resolve_recipe_models(recorded.recipe, cfg, precision=recorded_precision(record))
     except MissingModelError as exc:
         raise ReproduceRefused(f"the recipe's model weights are not available: {exc}") from exc
+    except PrecisionError as exc:
+        raise ReproduceRefused(f"the master's models ran in a precision this device cannot: {exc}") from exc
     for model in record.models:
         now = models.weights.get(model.name)
         if now is None:
@@ -147,13 +150,21 @@ def _check_models(recorded: _Recorded, cfg: Settings) -> Any:
     # The derivation key names every model the recipe could use: a model present now but absent
     # then (or the reverse) would change the plan, so it must match too.
     key = derivation_key(record.original["sha256"], recorded.recipe.hash, models.weights,
-                         record.software.get("version", ""))
+                         record.software.get("version", ""), models.precision)
     if key != record.derivation_key:
         raise ReproduceRefused(
             f"the models available now ({', '.join(f'{k} {v[:12]}' for k, v in sorted(models.weights.items()))}) "
             f"are not the set the master was made with (its derivation key {record.derivation_key[:12]} "
             f"does not match {key[:12]}); e.g. a denoiser or face model added or removed since")
     return models
+
+
+def recorded_precision(record: AuditRecord) -> str:
+    """The precision the master's models ran in (their steps record it; fp32 before it was a choice)."""
+    for step in record.steps:
+        if step.step in ("upscale", "denoise") and step.parameters.get("precision"):
+            return str(step.parameters["precision"])
+    return "fp32"
 
 
 def _execution(record: AuditRecord, cfg: Settings) -> tuple[int | None, str]:
@@ -194,7 +205,7 @@ def _event(report: dict[str, Any], kit: Any) -> StepRecord:
     else:
         detail = f"re-run differs: {cmp.get('reason')}"
     when = utc_now()
-    params = {k: report[k] for k in ("recipe", "models", "device", "recorded_device", "threads",
+    params = {k: report[k] for k in ("recipe", "models", "precision", "device", "recorded_device", "threads",
                                       "software_version", "recorded_pixel_sha256", "reproduced_pixel_sha256",
                                       "archived_pixel_sha256", "identical", "plan_matches")}
     params["comparison"] = {k: v for k, v in cmp.items() if k != "reason"}

@@ -236,7 +236,7 @@ class _Batch:
             workers.connect(self.cfg)
             self.pool = workers.start_workers(
                 self.cfg, self.models.upscale_models, self.models.denoiser, self.models.weights,
-                self.models.face_detector,
+                self.models.face_detector, self.models.precision,
             )
             self.summary.timings["startup_seconds"] = round(time.perf_counter() - began, 3)
         return self.pool
@@ -278,8 +278,8 @@ class _Batch:
         summary.counts["ingested"] += sum(
             1 for f in facts if originals[f.sha256].is_new and originals[f.sha256].path == f.path
         )
-        keys = {f.sha256: derivation_key(f.sha256, recipe.hash, self.models.weights, software_version())
-                for f in facts}
+        keys = {f.sha256: derivation_key(f.sha256, recipe.hash, self.models.weights, software_version(),
+                                         self.models.precision) for f in facts}
         masters = self.catalog.find_masters(list(keys.values()))
         earlier = self.catalog.latest_masters([f.sha256 for f in facts]) if self.only_new else {}
         invalid = self.catalog.find_invalid([f.sha256 for f in facts], software_version())

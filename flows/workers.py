@@ -78,14 +78,15 @@ class WorkerPool:
 
 def start_workers(
     settings: Settings, upscale_models: list[str], denoiser_model: str | None, weights: dict[str, str],
-    face_model: str | None = None,
+    face_model: str | None = None, precision: str = "fp32",
 ) -> WorkerPool:
     """Start (or reuse) the named model workers; returns once every model is loaded."""
     cuda = use_cuda(settings)
     cpus = ray.cluster_resources().get("CPU", 1)
     threads = settings.worker_threads or max(1, int(cpus // settings.workers))
     resources = {"num_gpus": settings.gpus_per_worker, "num_cpus": 1} if cuda else {"num_cpus": threads}
-    key = "-".join(sorted(f"{k}:{v[:8]}" for k, v in weights.items()))
+    # Named actors outlive a run: one loaded with other weights, precision or tile is another worker.
+    key = "-".join(sorted(f"{k}:{v[:8]}" for k, v in weights.items())) + f"-{precision}-t{settings.tile}"
     actors = []
     for index in range(settings.workers):
         actor = ray.remote(ScanWorker).options(
@@ -95,7 +96,7 @@ def start_workers(
             **resources,
         ).remote(
             str(settings.models_dir), "cuda" if cuda else "cpu", upscale_models, denoiser_model,
-            weights, None if cuda else threads, face_model,
+            weights, None if cuda else threads, face_model, precision, settings.tile,
         )
         actors.append(actor)
     pool = WorkerPool(actors, cpus=float(settings.workers * (1 if cuda else threads)))

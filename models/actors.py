@@ -124,9 +124,12 @@ class CreditedModel:
 
 def build_toolkit(
     models_dir: str | Path, device: str, upscale_models: list[str], denoiser_model: str | None,
-    face_model: str | None = None, threads: int | None = None,
+    face_model: str | None = None, threads: int | None = None, precision: str = "fp32",
+    tile: int | None = None,
 ) -> tuple[Any, dict[str, str]]:
-    """Load the models a recipe needs → (tasks.pipeline.Toolkit, model name → weights sha256)."""
+    """Load the models a recipe needs → (tasks.pipeline.Toolkit, model name → weights sha256).
+
+    precision: resolved already (models.precision), the same for every model; tile: None = per device."""
     import torch
 
     from models.loading import select_device
@@ -142,12 +145,13 @@ def build_toolkit(
     upscalers = {}
     for name in upscale_models:
         weights = resolve(name, folder)
-        upscalers[name] = CreditedModel(Upscaler(weights, device=chosen), model_details(weights))
+        upscalers[name] = CreditedModel(Upscaler(weights, device=chosen, precision=precision, tile=tile),
+                                        model_details(weights))
         loaded[name] = weights.sha256
     denoiser = None
     if denoiser_model:
         weights = resolve(denoiser_model, folder)
-        denoiser = CreditedModel(Denoiser(weights, device=chosen), model_details(weights))
+        denoiser = CreditedModel(Denoiser(weights, device=chosen, precision=precision), model_details(weights))
         loaded[denoiser_model] = weights.sha256
     faces = None
     if face_model:
@@ -167,8 +171,10 @@ class ScanWorker:
     def __init__(
         self, models_dir: str, device: str, upscale_models: list[str], denoiser_model: str | None,
         expected_weights: dict[str, str], threads: int | None = None, face_model: str | None = None,
+        precision: str = "fp32", tile: int | None = None,
     ):
-        self.kit, loaded = build_toolkit(models_dir, device, upscale_models, denoiser_model, face_model, threads)
+        self.kit, loaded = build_toolkit(models_dir, device, upscale_models, denoiser_model, face_model, threads,
+                                         precision, tile)
         self.device = self.kit.host.details.get("device", device)
         # The driver keyed every master on the weights it resolved; refuse to make masters with
         # other bytes (a file swapped between resolution and loading, or a different node's copy).

@@ -30,6 +30,7 @@ from PIL import Image
 
 from models.cards import CARDS
 from models.loading import build_network, select_device
+from models.precision import autocast, resolve_precision
 from models.weights import ResolvedWeights, import_weights, resolve
 from tasks.atomic import atomic_write
 from tasks.samples import add_noise, defocus_blur, jpeg_roundtrip
@@ -49,6 +50,8 @@ class FinetuneSettings:
     noise_sigma: tuple[float, float] = (2.0, 15.0)
     p_jpeg: float = 0.4
     jpeg_quality: tuple[int, int] = (40, 95)
+    # auto: bf16 autocast where the hardware has it (models.precision); the record names the one used.
+    precision: str = "auto"
 
 
 def degrade_patch(hr: np.ndarray, scale: int, rng: np.random.Generator, s: FinetuneSettings) -> np.ndarray:
@@ -98,7 +101,10 @@ def finetune(parent: ResolvedWeights, photos: Sequence[np.ndarray], out_path: Pa
     if not usable:
         raise ValueError(f"no photograph is at least {s.patch} px on its short side")
     where = select_device(device)  # the batches are made on the CPU either way
-    net = build_network(parent.card, parent.path, where)
+    precision = resolve_precision(s.precision, where)
+    if precision == "fp16":
+        raise ValueError("fine-tuning runs in fp32 or bf16 (fp16 training needs loss scaling)")
+    net = build_network(parent.card, parent.path, where).to(memory_format=torch.channels_last)
     net.train()
     for p in net.parameters():
         p.requires_grad_(True)
@@ -107,7 +113,9 @@ def finetune(parent: ResolvedWeights, photos: Sequence[np.ndarray], out_path: Pa
     start, running = time.perf_counter(), None
     for step in range(1, s.steps + 1):
         x, y = make_batch(usable, scale, rng, s)
-        loss = torch.nn.functional.l1_loss(net(x.to(where)), y.to(where))
+        with autocast(precision, where):  # weights and Adam stay fp32; the convolutions run in bf16
+            pred = net(x.to(where).contiguous(memory_format=torch.channels_last))
+        loss = torch.nn.functional.l1_loss(pred.float(), y.to(where))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -125,7 +133,7 @@ def finetune(parent: ResolvedWeights, photos: Sequence[np.ndarray], out_path: Pa
         "parent": parent.card.name, "parent_sha256": parent.sha256, "settings": asdict(s),
         "photographs": len(photos), "photographs_sha256": digest.hexdigest(),
         "final_l1": running, "seconds": round(time.perf_counter() - start, 1),
-        "torch": torch.__version__, "device": str(where),
+        "torch": torch.__version__, "device": str(where), "precision": precision,
     }
 
 

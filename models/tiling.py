@@ -25,6 +25,7 @@ off the grid are replicate-padded at the bottom/right (outside the kept region) 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch.nn import functional as F
@@ -74,6 +75,55 @@ def _run_window(net: Network, window: torch.Tensor, scale: int, multiple: int) -
     return out[..., : h * scale, : w * scale]
 
 
+@dataclass(frozen=True)
+class Window:
+    """One tile: the kept span [y0, y1) x [x0, x1) and the larger span the network sees."""
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    wy0: int
+    wy1: int
+    wx0: int
+    wx1: int
+    before_y: int  # input pixels shared with the neighbour above (blend ramp), 0 at the border
+    after_y: int
+    before_x: int
+    after_x: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.wy1 - self.wy0, self.wx1 - self.wx0
+
+
+def plan_windows(h: int, w: int, *, tile: int, overlap: int, context: int, multiple: int = 1) -> list[Window]:
+    """The tiles of an h x w input, row by row. Context only where a tile has real neighbours: at
+    the image's own borders the network pads exactly as it does when run on the whole image."""
+    ctx = -(-max(context, 0) // multiple) * multiple  # keep the unshuffle grid phase
+    ys, xs = tile_spans(h, tile, overlap, multiple), tile_spans(w, tile, overlap, multiple)
+    windows = []
+    for iy, (y0, y1) in enumerate(ys):
+        for ix, (x0, x1) in enumerate(xs):
+            windows.append(Window(
+                y0, y1, x0, x1, max(0, y0 - ctx), min(h, y1 + ctx), max(0, x0 - ctx), min(w, x1 + ctx),
+                ys[iy - 1][1] - y0 if iy > 0 else 0, y1 - ys[iy + 1][0] if iy + 1 < len(ys) else 0,
+                xs[ix - 1][1] - x0 if ix > 0 else 0, x1 - xs[ix + 1][0] if ix + 1 < len(xs) else 0,
+            ))
+    return windows
+
+
+def batches(windows: list[Window], size: int) -> list[list[Window]]:
+    """Windows of one shape together, at most `size` a batch, in first-seen order. Balanced spans
+    make most windows the same shape (the interior ones; border rows and columns differ by their
+    missing context), so a GPU gets full batches without padding that would change the borders."""
+    groups: dict[tuple[int, int], list[Window]] = {}
+    for win in windows:
+        groups.setdefault(win.shape, []).append(win)
+    size = max(1, size)
+    return [group[i : i + size] for group in groups.values() for i in range(0, len(group), size)]
+
+
 def tiled_forward(
     net: Network,
     x: torch.Tensor,
@@ -83,44 +133,44 @@ def tiled_forward(
     overlap: int,
     context: int,
     multiple: int = 1,
+    batch: int = 1,
 ) -> torch.Tensor:
     """Run `net` over x (N, C, H, W) in tiles; returns (N, C_out, H*scale, W*scale) in float32.
 
-    tile <= 0, or an image no larger than one tile, runs a single window (same padding).
+    tile <= 0, or an image no larger than one tile, runs a single window (same padding). `batch`
+    windows of the same shape go through the network at once (their N stacked).
     """
     if x.ndim != 4:
         raise ValueError(f"expected an (N, C, H, W) tensor, got shape {tuple(x.shape)}")
     if scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale}")
     n, _, h, w = x.shape
-    ctx = -(-max(context, 0) // multiple) * multiple  # keep the unshuffle grid phase
-    ys, xs = tile_spans(h, tile, overlap, multiple), tile_spans(w, tile, overlap, multiple)
     s = scale
+    windows = plan_windows(h, w, tile=tile, overlap=overlap, context=context, multiple=multiple)
+    if len(windows) == 1:
+        return _run_window(net, x, s, multiple).float()  # one window: nothing to blend
 
     out: torch.Tensor | None = None
     weight: torch.Tensor | None = None
-    for iy, (y0, y1) in enumerate(ys):
-        before_y = ys[iy - 1][1] - y0 if iy > 0 else 0
-        after_y = y1 - ys[iy + 1][0] if iy + 1 < len(ys) else 0
-        wy = _ramp((y1 - y0) * s, before_y * s, after_y * s, x.device)
-        for ix, (x0, x1) in enumerate(xs):
-            before_x = xs[ix - 1][1] - x0 if ix > 0 else 0
-            after_x = x1 - xs[ix + 1][0] if ix + 1 < len(xs) else 0
-            wx = _ramp((x1 - x0) * s, before_x * s, after_x * s, x.device)
-            # Context only where the tile has real neighbours; at the image's own borders the
-            # network pads exactly as it does when run on the whole image.
-            wy0, wy1 = max(0, y0 - ctx), min(h, y1 + ctx)
-            wx0, wx1 = max(0, x0 - ctx), min(w, x1 + ctx)
-            result = _run_window(net, x[..., wy0:wy1, wx0:wx1], s, multiple)
-            top, left = (y0 - wy0) * s, (x0 - wx0) * s
-            result = result[..., top : top + (y1 - y0) * s, left : left + (x1 - x0) * s].float()
-            if len(ys) == 1 and len(xs) == 1:
-                return result  # one window: nothing to blend
-            if out is None or weight is None:
-                out = torch.zeros((n, result.shape[1], h * s, w * s), dtype=torch.float32, device=x.device)
-                weight = torch.zeros((1, 1, h * s, w * s), dtype=torch.float32, device=x.device)
+    blend = overlap > 0
+    for group in batches(windows, batch):
+        stacked = torch.cat([x[..., g.wy0 : g.wy1, g.wx0 : g.wx1] for g in group])
+        results = _run_window(net, stacked, s, multiple)
+        for i, g in enumerate(group):
+            top, left = (g.y0 - g.wy0) * s, (g.x0 - g.wx0) * s
+            kept = results[i * n : (i + 1) * n, :, top : top + (g.y1 - g.y0) * s,
+                           left : left + (g.x1 - g.x0) * s]
+            if out is None:
+                out = torch.zeros((n, kept.shape[1], h * s, w * s), dtype=torch.float32, device=x.device)
+                weight = torch.zeros((1, 1, h * s, w * s), dtype=torch.float32, device=x.device) if blend else None
+            region = (..., slice(g.y0 * s, g.y1 * s), slice(g.x0 * s, g.x1 * s))
+            if weight is None:  # no overlap: every output pixel comes from exactly one tile
+                out[region] = kept
+                continue
+            wy = _ramp((g.y1 - g.y0) * s, g.before_y * s, g.after_y * s, x.device)
+            wx = _ramp((g.x1 - g.x0) * s, g.before_x * s, g.after_x * s, x.device)
             w2 = wy[:, None] * wx[None, :]
-            out[..., y0 * s : y1 * s, x0 * s : x1 * s] += result * w2
-            weight[..., y0 * s : y1 * s, x0 * s : x1 * s] += w2
-    assert out is not None and weight is not None
-    return out.div_(weight)
+            out[region] += kept.float() * w2
+            weight[region] += w2
+    assert out is not None
+    return out if weight is None else out.div_(weight)

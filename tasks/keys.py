@@ -15,10 +15,18 @@ def stable_uuid(*parts: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, "\x1f".join(parts)))
 
 
-def derivation_key(input_sha256: str, recipe_hash: str, weights: dict[str, str], software_version: str) -> str:
-    """The idempotency key of a master: same input, recipe, weights and software → same master.
+def derivation_key(input_sha256: str, recipe_hash: str, weights: dict[str, str], software_version: str,
+                   precision: str = "fp32") -> str:
+    """The idempotency key of a master: same input, recipe, weights, software and compute precision
+    → same master.
 
-    `weights` maps each model the recipe may use to its weights' sha256.
+    `weights` maps each model the recipe may use to its weights' sha256. The models' precision
+    changes pixels (a bf16 master differs from an fp32 one by ~55 dB), so it is a fact of the key;
+    fp32, what every master was made in before precision was a choice, is left out so those
+    masters keep their keys.
     """
-    facts = {"input": input_sha256, "recipe": recipe_hash, "weights": weights, "software": software_version}
+    facts: dict[str, object] = {"input": input_sha256, "recipe": recipe_hash, "weights": weights,
+                                "software": software_version}
+    if precision != "fp32":
+        facts["precision"] = precision
     return hashlib.sha256(canonical_json(facts).encode()).hexdigest()

@@ -48,6 +48,7 @@ class UpscalerLike(Protocol):
     scale: int
     agent: AgentInfo
     last_inference_seconds: float
+    last_execution: dict[str, Any]  # how the last call ran: precision, tile, overlap, batch ...
 
     def upscale(self, rgb: np.ndarray, tile: int, overlap: int) -> np.ndarray: ...
 
@@ -55,6 +56,7 @@ class UpscalerLike(Protocol):
 class DenoiserLike(Protocol):
     agent: AgentInfo
     last_inference_seconds: float
+    last_execution: dict[str, Any]
 
     def denoise(self, rgb: np.ndarray, sigma: float) -> np.ndarray: ...
 
@@ -252,6 +254,7 @@ def _denoise(run: _Run, plan: Plan, rgb: np.ndarray) -> np.ndarray:
             denoiser = run.kit.denoiser
             out = denoiser.denoise(rgb, plan.denoise_sigma)
             run.model_time(denoiser.last_inference_seconds)
+            params |= _execution(denoiser.last_execution)
             run.add_step(RESTORATION, "denoise", f"FFDNet at noise level {plan.denoise_sigma}", params,
                          model=denoiser.agent, when=when)
         else:
@@ -277,12 +280,13 @@ def _upscale(run: _Run, plan: Plan, recipe: Recipe, rgb: np.ndarray, upscaler: U
     with run.timed("upscale"):
         when = utc_now()
         tile, overlap = recipe.upscale.tile, recipe.upscale.tile_overlap
-        model_seconds = 0.0
+        model_seconds, execution = 0.0, {}
 
         def model(x: np.ndarray) -> np.ndarray:
-            nonlocal model_seconds
+            nonlocal model_seconds, execution
             out = upscaler.upscale(x, tile, overlap)
             model_seconds += upscaler.last_inference_seconds
+            execution = _execution(upscaler.last_execution, execution)
             return out
 
         out = upscale_to(rgb, plan.target_width, plan.target_height, plan.model_passes,
@@ -293,7 +297,7 @@ def _upscale(run: _Run, plan: Plan, recipe: Recipe, rgb: np.ndarray, upscaler: U
             "model": plan.upscale_model, "model_scale": upscaler.scale if plan.model_passes else None,
             "passes": plan.model_passes, "input_size": [w, h],
             "output_size": [plan.target_width, plan.target_height],
-            "tile": tile, "tile_overlap": overlap,
+            "tile": tile, "tile_overlap": overlap, **execution,
         }
         detail = (f"{plan.upscale_model} x{upscaler.scale}^{plan.model_passes} to "
                   f"{plan.target_width}x{plan.target_height}" if plan.model_passes
@@ -451,6 +455,17 @@ def _review(job: ScanJob, image: DecodedImage, master_rgb: np.ndarray, faces: li
         sha256=sha256_file(path), size=path.stat().st_size, format="PNG",
         width=int(sheet.shape[1]), height=int(sheet.shape[0]), channels=3, bit_depth=8, has_icc=False,
     )
+
+
+def _execution(last: dict[str, Any], earlier: dict[str, Any] | None = None) -> dict[str, Any]:
+    """How a model ran, for the step's parameters: the precision (it changes pixels), the tile and
+    overlap actually used (the device may choose them; they change no pixel beyond rounding), and
+    how many windows fp16 overflowed in and were run again in fp32, summed over the step's passes."""
+    out = {k: last[k] for k in ("precision", "tile", "tile_overlap", "batch") if k in last}
+    redone = int(last.get("fp32_redone_windows", 0)) + int((earlier or {}).get("fp32_redone_windows", 0))
+    if redone:
+        out["fp32_redone_windows"] = redone
+    return out
 
 
 def _describe(name: str, used: dict[str, Any]) -> str:

@@ -104,11 +104,13 @@ class _InventingUpscaler:
         self.real, self.other = real, other
         self.scale, self.agent, self.card = real.scale, real.agent, real.card
         self.last_inference_seconds = 0.0
+        self.last_execution: dict = {}
 
     def upscale(self, rgb: np.ndarray, tile: int, overlap: int) -> np.ndarray:
         h, w = rgb.shape[:2]
         out = self.real.upscale(np.ascontiguousarray(self.other[:h, :w]), tile, overlap)
         self.last_inference_seconds = self.real.last_inference_seconds
+        self.last_execution = self.real.last_execution
         return out
 
 
@@ -144,10 +146,12 @@ class _FidelityCard:
         self.real, self.scale, self.agent = real, real.scale, real.agent
         self.card = replace(CARDS["restorium-fidelity-x4v3"])
         self.last_inference_seconds = 0.0
+        self.last_execution: dict = {}
 
     def upscale(self, rgb: np.ndarray, tile: int, overlap: int) -> np.ndarray:
         out = self.real.upscale(rgb, tile, overlap)
         self.last_inference_seconds = self.real.last_inference_seconds
+        self.last_execution = self.real.last_execution
         return out
 
 
