@@ -154,8 +154,8 @@ class _Model:
             window = window.contiguous(memory_format=torch.channels_last)
             with autocast(self.precision, self.device):
                 out = forward(window)
-            if self.precision == "fp16" and has_non_finite(out):
-                redone += window.shape[0]  # fp16 overflowed in this batch: run it in fp32
+            if self.precision != "fp32" and has_non_finite(out):
+                redone += window.shape[0]  # overflow in fp16 (bf16 has fp32's range): run it in fp32
                 out = forward(window)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)  # kernels are async: time the work, not the launch

@@ -220,9 +220,13 @@ def test_approval_and_rejection_are_appended_events_with_a_person(archive) -> No
 # --- 3. reproduce -------------------------------------------------------------------------------------
 
 def test_reproduced_masters_match_their_recorded_pixels(archive, shared_models) -> None:
-    cfg = Settings(home=archive["home"], models_dir=shared_models)
+    # The settings ask for fp32; reproduce runs the precision the master records (bf16 where the
+    # CPU has it: RESTORIUM_PRECISION's default 'auto'), or its pixels could not match.
+    cfg = Settings(home=archive["home"], models_dir=shared_models, precision="fp32")
     for master in (archive["master"], archive["master16"]):
+        recorded = {s.step: s.parameters for s in read_provenance(master).steps}["upscale"]["precision"]
         report = reproduce(master, cfg)
+        assert report["precision"] == recorded, report
         assert report["identical"], report
         assert report["reproduced_pixel_sha256"] == read_provenance(master).master["pixel_sha256"]
         assert report["archived_matches_record"] and report["plan_matches"] and report["same_device_class"]

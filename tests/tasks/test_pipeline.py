@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -231,3 +232,29 @@ def test_portrait_keeps_faces_closer_to_the_scan(tmp_path, shared_data, shared_m
     step = next(s for s in outcome.steps if s.step == "face-protection")
     assert len(step.parameters["faces"]) >= 1 and step.parameters["ai_share"] == 0.4
     assert any(a.name == "face_detection_yunet" and a.weights_sha256 for a in step.agents)
+
+
+def test_the_models_precision_is_recorded_in_the_steps_and_the_masters_history(tmp_path, shared_data, shared_models):
+    """bf16 changes pixels a little, so the upscale and denoise events say it ran, with the tile
+    the device chose; the master's XMP history carries the same parameters."""
+    import pyexiv2
+
+    bf16 = Toolkit(
+        upscalers={"realesr-general-x4v3": Upscaler(resolve("realesr-general-x4v3", shared_models), precision="bf16")},
+        denoiser=Denoiser(resolve("ffdnet_color", shared_models), precision="bf16"),
+        software=SOFTWARE, host=host_agent("cpu"),
+    )
+    original = tmp_path / "noisy.png"
+    noisy = _crop(shared_data, "old_photos/old/a.png", (100, 100, 196, 172))[:, :, :3].astype(np.float64)
+    noisy += np.random.default_rng(0).normal(0, 12, noisy.shape)  # enough grain for FFDNet to run
+    Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).save(original)
+    outcome = process_scan(_job(original, tmp_path), bf16)
+    assert outcome.status == "mastered", outcome.reason
+    steps = {s.step: s for s in outcome.steps}
+    assert steps["upscale"].parameters["precision"] == "bf16"
+    assert steps["upscale"].parameters["tile_overlap"] == 0  # exact context: nothing to blend
+    assert steps["denoise"].parameters["precision"] == "bf16"
+    with pyexiv2.Image(outcome.master.path) as img:
+        history = [v for k, v in img.read_xmp().items() if k.endswith("stEvt:parameters")]
+    upscale = [json.loads(v) for v in history if '"step":"upscale"' in v]
+    assert upscale and upscale[0]["parameters"]["precision"] == "bf16"
