@@ -1,7 +1,9 @@
 """Batch-scale behaviour of the whole pipeline, each number beside its reference, in one run.
 
-  overhead   per-scan time beyond model inference, on scans of a realistic size for this CPU
-             (--size, default 384x288 → x2), against the model time itself (target ≤ 15 %)
+  throughput whole-flow scans per hour at --size (default 768x576 → x2, 0.44 MP) for today's
+             path (the code at --baseline, a git revision run from a temporary worktree with this
+             same environment), this code forced to fp32, and this code at its default precision
+             (auto); and per-scan time beyond model inference against the model time (target ≤ 15 %)
   memory     peak RSS of the driver for a batch of 500 and of 2,000 small scans (target: flat
              within 10 %: per-scan state lives in the catalog, not in the driver)
   scaling    model-stage throughput with 1 and with 2 Ray CPU workers of one thread each
@@ -10,7 +12,8 @@
 Every batch is a real `restorium run --json` process (Prefect, local Ray, the compact weights,
 SQLite catalog) on synthetic scans cut from the real photographs in ../shared/data.
 
-Usage: python bench/scale.py [--small N] [--large N] [--size WxH] [--parts overhead,memory,scaling] [--quick]
+Usage: python bench/scale.py [--small N] [--large N] [--size WxH] [--baseline REV]
+       [--parts throughput,memory,scaling] [--quick]
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
+# The last commit before the precision and tiling work (issue 17): "today's path" of the throughput.
+BASELINE = "3a84862"
 
 
 def _scans(folder: Path, count: int, size: tuple[int, int]) -> Path:
@@ -52,11 +57,13 @@ def _scans(folder: Path, count: int, size: tuple[int, int]) -> Path:
     return folder
 
 
-def _run(scans: Path, home: Path, env: dict, **settings: str) -> dict:
-    env = {**env, **{f"RESTORIUM_{k.upper()}": v for k, v in settings.items()}}
+def _run(scans: Path, home: Path, env: dict, code: Path = REPO, **settings: str) -> dict:
+    """One `restorium run --json` of the code in `code` (run from there: `-m` puts the working
+    folder first on the path)."""
+    env = {**env, **{f"RESTORIUM_{k.upper()}": v for k, v in settings.items()}, "PYTHONPATH": str(code)}
     started = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "flows.cli", "run", str(scans), "--home", str(home), "--json"],
-                         env=env, capture_output=True, text=True, timeout=7200)
+                         env=env, capture_output=True, text=True, timeout=7200, cwd=code)
     if out.returncode not in (0, 1):
         raise RuntimeError(f"restorium run failed ({out.returncode}): {out.stderr[-3000:]}")
     summary = json.loads(out.stdout)
@@ -67,41 +74,61 @@ def _run(scans: Path, home: Path, env: dict, **settings: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--small", type=int, default=2000, help="scans in the large batch (memory)")
-    ap.add_argument("--large", type=int, default=40, help="realistic-size scans (overhead)")
+    ap.add_argument("--large", type=int, default=12, help="realistic-size scans (throughput)")
     ap.add_argument("--quick", action="store_true", help="smaller batches, for a smoke run")
-    ap.add_argument("--size", default="384x288", help="size of the overhead scans, WxH")
-    ap.add_argument("--parts", default="overhead,memory,scaling", help="which measurements to run")
+    ap.add_argument("--size", default="768x576", help="size of the throughput scans, WxH")
+    ap.add_argument("--baseline", default=BASELINE, help="git revision of today's path (throughput)")
+    ap.add_argument("--parts", default="throughput,memory,scaling", help="which measurements to run")
     args = ap.parse_args()
-    small, large, scaling = (args.small, args.large, 200) if not args.quick else (400, 8, 40)
+    small, large, scaling = (args.small, args.large, 200) if not args.quick else (400, 4, 40)
     env = {**os.environ, "RESTORIUM_MODELS_DIR": os.environ.get("RESTORIUM_MODELS_DIR", str(SHARED / "models")),
            "PYTHONPATH": str(REPO)}
 
     with tempfile.TemporaryDirectory(prefix="restorium-scale-") as tmp:
         root = Path(tmp)
-        env["PREFECT_HOME"] = str(root / "prefect")
+        env["PREFECT_HOME"] = str(root / "prefect")  # one Prefect home: its first start is the slow one
         print(f"synthetic scans from ../shared/data; {os.cpu_count()} CPUs; realesr-general-x4v3; x2", flush=True)
 
         parts = set(args.parts.split(","))
-        if "overhead" in parts:
-            _overhead(root, large, tuple(int(v) for v in args.size.split("x")), env)
+        if "throughput" in parts:
+            _throughput(root, large, tuple(int(v) for v in args.size.split("x")), env, args.baseline)
         if "memory" in parts:
             _memory(root, small, env)
         if "scaling" in parts:
             _scaling(root, scaling, env)
 
 
-def _overhead(root: Path, large: int, size: tuple[int, int], env: dict) -> None:
-    big = _run(_scans(root / "large", large, size), root / "h-large", env)
-    t, n = big["timings"], big["counts"]["mastered"]
-    per_scan = (t["wall_seconds"] - t["startup_seconds"]) / n
-    model = t["model"] / n
-    print(f"\noverhead ({n} scans of {size[0]}x{size[1]} → {2 * size[0]}x{2 * size[1]}):")
-    print(f"  per scan: wall {per_scan:.2f} s = model inference {model:.2f} s + everything else "
-          f"{per_scan - model:.2f} s → {(per_scan - model) / model:.1%} of model time (target ≤ 15 %)")
-    stages = {k: round(v / n, 3) for k, v in t.items()
-              if k not in ("wall_seconds", "startup_seconds", "model", "driver_peak_rss_mb", "worker_cpus",
-                           "output_megapixels", "cpu")}
-    print(f"  inside the worker per scan: {stages}; start-up once: {t['startup_seconds']:.1f} s")
+def _throughput(root: Path, count: int, size: tuple[int, int], env: dict, baseline: str) -> None:
+    scans = _scans(root / "large", count, size)
+    tree = root / "baseline"
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), baseline],
+                   check=True, capture_output=True)
+    try:
+        runs = {
+            f"today's path ({baseline[:10]})": _run(scans, root / "h-base", env, code=tree),
+            "this code, fp32": _run(scans, root / "h-fp32", env, precision="fp32"),
+            "this code, auto": _run(scans, root / "h-auto", env, precision="auto"),
+        }
+    finally:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], capture_output=True)
+    print(f"\nthroughput ({count} scans of {size[0]}x{size[1]} → {2 * size[0]}x{2 * size[1]}, one worker):")
+    rates = {}
+    for name, summary in runs.items():
+        t, n = summary["timings"], summary["counts"]["mastered"]
+        assert n == count, (name, summary["counts"])
+        per_scan = (t["wall_seconds"] - t["startup_seconds"]) / n
+        model = t["model"] / n
+        rates[name] = 3600 / per_scan
+        stages = {k: round(v / n, 3) for k, v in t.items()
+                  if k not in ("wall_seconds", "startup_seconds", "model", "driver_peak_rss_mb", "worker_cpus",
+                               "output_megapixels", "cpu")}
+        print(f"  {name:<28} {rates[name]:7.0f} scans/h: wall {per_scan:.2f} s/scan = model {model:.2f} s + "
+              f"everything else {per_scan - model:.2f} s ({(per_scan - model) / model:.1%} of model time); "
+              f"start-up once {t['startup_seconds']:.1f} s")
+        print(f"  {'':<28} inside the worker per scan: {stages}")
+    base = next(iter(rates.values()))
+    for name, rate in list(rates.items())[1:]:
+        print(f"  {name}: {rate / base:.2f}x today's scans per hour (target ≥ 2.5x at the default precision)")
 
 
 def _memory(root: Path, small: int, env: dict) -> None:

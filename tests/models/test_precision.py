@@ -143,3 +143,21 @@ def test_the_cuda_transfer_keeps_sixteen_bit_precision(weights, monkeypatch) -> 
     as_uint16 = model._to_host(y.clone())
     assert as_uint16.dtype == np.float32 and as_uint16.shape == (17, 23, 3)
     assert np.abs(as_uint16 - cpu).max() <= 0.5 / 65535 + 1e-7
+
+
+def test_the_gpu_bench_runs_on_the_cpu(shared_models: Path) -> None:
+    """bench/gpu.py is run on a lent GPU machine within minutes: its first run must not be there."""
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, str(repo / "bench/gpu.py"), "--device", "cpu", "--input", "64x40", "--repeats", "1",
+         "--models", "realesr-general-x4v3"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "RESTORIUM_MODELS_DIR": str(shared_models)},
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("realesr-general-x4v3")]
+    assert [ln.split()[1] for ln in lines[:3]] == ["RealESRGANer", "restorium", "restorium"]
+    assert "x the RealESRGANer loop" in lines[-1]
