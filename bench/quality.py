@@ -104,8 +104,10 @@ def _metrics(result: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
 class _Restorium:
     """The real pipeline on one in-memory scan (written to a temporary PNG, mastered, read back)."""
 
-    def __init__(self, models_dir: Path, recipe_name: str, workdir: Path):
+    def __init__(self, models_dir: Path, recipe_name: str, workdir: Path, precision: str = "auto"):
         import torch
+
+        from models.precision import resolve_precision
 
         from config.recipe import load_recipe
         from config.version import software_version
@@ -129,10 +131,11 @@ class _Restorium:
             if self.recipe.upscale.fallback_model is None:
                 raise
             upscaler = resolve(self.recipe.upscale.fallback_model, models_dir)
-        self.model = f"{upscaler.card.name} ({upscaler.sha256[:12]})"
+        self.precision = resolve_precision(precision, torch.device("cpu"))
+        self.model = f"{upscaler.card.name} ({upscaler.sha256[:12]}), {self.precision}"
         self.kit = Toolkit(
-            upscalers={upscaler.card.name: Upscaler(upscaler)},
-            denoiser=Denoiser(resolve("ffdnet_color", models_dir)),
+            upscalers={upscaler.card.name: Upscaler(upscaler, precision=self.precision)},
+            denoiser=Denoiser(resolve("ffdnet_color", models_dir), precision=self.precision),
             software=AgentInfo(kind="software", name="restorium", version=software_version()),
             host=host_agent("cpu"), faces=faces,
         )
@@ -205,6 +208,7 @@ def main() -> None:
     ap.add_argument("--validation", action="store_true", help="score the 7 validation photographs instead")
     ap.add_argument("--held-out", action="store_true",
                     help="list the CBSD68 photographs the benchmark never scores (training photographs), and exit")
+    ap.add_argument("--precision", default="auto", help="the models' precision (as RESTORIUM_PRECISION)")
     args = ap.parse_args()
     if args.held_out:
         print("\n".join(str(p) for p in held_out_photographs()))
@@ -213,7 +217,7 @@ def main() -> None:
     images = _clean_images(6 if args.quick else args.images, args.validation)
 
     with tempfile.TemporaryDirectory(prefix="restorium-quality-") as tmp:
-        restorium = _Restorium(models_dir, args.recipe, Path(tmp))
+        restorium = _Restorium(models_dir, args.recipe, Path(tmp), args.precision)
         methods = {"bicubic": _bicubic, "cli": _Cli(models_dir), "restorium": restorium}
         scores: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
         seconds: dict[str, float] = defaultdict(float)

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     ray_address: str | None = Field(None, description="Existing Ray cluster; default: start Ray locally.")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     workers: int = Field(1, ge=1, description="Model actors (each holds its own copy of the models).")
+    scans_in_flight: int = Field(
+        2, ge=1, le=8, description="Scans each worker holds at once: one in the model, the others decoding, "
+        "checking, finishing or writing meanwhile (the model runs one call at a time per device).")
     worker_threads: int | None = Field(
         None, ge=1, description="CPU threads per worker (default: the cluster's CPUs shared among workers).")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(

@@ -10,9 +10,9 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import ray
-from ray.util import ActorPool
 
 from config.settings import Settings
 from models.actors import ScanWorker
@@ -55,11 +55,22 @@ class WorkerPool:
     actors: list
     cpus: float = 0.0  # CPUs the workers were given (for the run report's utilisation)
     baseline: list[dict] = field(default_factory=list)  # the workers' counters when this run took them
+    in_flight: int = 1  # scans handed to each worker at once (its max_concurrency)
 
     def map(self, jobs: Iterable[ScanJob]) -> Iterator[ScanOutcome]:
-        """Outcomes as they finish (not in job order), spread over every worker."""
-        pool = ActorPool(self.actors)
-        yield from pool.map_unordered(lambda actor, job: actor.process.remote(job), list(jobs))
+        """Outcomes as they finish (not in job order), spread over every worker, `in_flight` scans
+        at a time on each: while one scan is in the model, the next is decoded and checked and the
+        last one written (ray.util.ActorPool keeps one task per actor)."""
+        queue = list(jobs)[::-1]
+        slots = [actor for _ in range(self.in_flight) for actor in self.actors]
+        pending: dict[Any, Any] = {}
+        while queue or pending:
+            while queue and slots:
+                actor = slots.pop(0)
+                pending[actor.process.remote(queue.pop())] = actor
+            done, _ = ray.wait(list(pending), num_returns=1)
+            slots.append(pending.pop(done[0]))
+            yield ray.get(done[0])
 
     def describe(self) -> list[dict]:
         return ray.get([a.describe.remote() for a in self.actors])
@@ -86,19 +97,20 @@ def start_workers(
     threads = settings.worker_threads or max(1, int(cpus // settings.workers))
     resources = {"num_gpus": settings.gpus_per_worker, "num_cpus": 1} if cuda else {"num_cpus": threads}
     # Named actors outlive a run: one loaded with other weights, precision or tile is another worker.
-    key = "-".join(sorted(f"{k}:{v[:8]}" for k, v in weights.items())) + f"-{precision}-t{settings.tile}"
+    key = "-".join(sorted(f"{k}:{v[:8]}" for k, v in weights.items())) + f"-{precision}-t{settings.tile}-f{settings.scans_in_flight}"
     actors = []
     for index in range(settings.workers):
         actor = ray.remote(ScanWorker).options(
             # A worker that dies is restarted and its scan retried (twice at most): masters are
             # written atomically and recorded by the driver, so a retry cannot duplicate anything.
             name=f"scan-worker-{index}-{key}", get_if_exists=True, max_restarts=2, max_task_retries=2,
-            **resources,
+            max_concurrency=settings.scans_in_flight, **resources,
         ).remote(
             str(settings.models_dir), "cuda" if cuda else "cpu", upscale_models, denoiser_model,
             weights, None if cuda else threads, face_model, precision, settings.tile,
         )
         actors.append(actor)
-    pool = WorkerPool(actors, cpus=float(settings.workers * (1 if cuda else threads)))
+    pool = WorkerPool(actors, cpus=float(settings.workers * (1 if cuda else threads)),
+                      in_flight=settings.scans_in_flight)
     pool.baseline = pool.describe()  # also surfaces a load failure (missing or mismatched weights) now
     return pool

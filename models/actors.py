@@ -12,6 +12,7 @@ import os
 import platform
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -184,7 +185,11 @@ class ScanWorker:
             )
         self.weights = loaded
         self.processed = 0  # scans this worker process handled (a restarted actor starts again at 0)
-        self.busy_seconds = 0.0  # wall time inside process(), for the run report's utilisation
+        self.busy_seconds = 0.0  # wall time with any scan in process(), for the run report's utilisation
+        # Ray runs several process() calls at once on threads (settings.scans_in_flight).
+        self._lock = threading.Lock()
+        self._active = 0
+        self._busy_since = 0.0
 
     def describe(self) -> dict:
         return {"pid": os.getpid(), "host": socket.gethostname(), "node_id": _ray_node_id(),
@@ -194,12 +199,18 @@ class ScanWorker:
     def process(self, job: ScanJob) -> ScanOutcome:
         from tasks.pipeline import process_scan
 
-        began = time.perf_counter()
+        with self._lock:
+            if self._active == 0:
+                self._busy_since = time.perf_counter()
+            self._active += 1
         try:
             return process_scan(job, self.kit)
         finally:
-            self.processed += 1
-            self.busy_seconds += time.perf_counter() - began
+            with self._lock:
+                self.processed += 1
+                self._active -= 1
+                if self._active == 0:
+                    self.busy_seconds += time.perf_counter() - self._busy_since
 
 
 def _ray_node_id() -> str:

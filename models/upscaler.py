@@ -20,6 +20,7 @@ How a call runs, by device (bench/upscale_overhead.py and bench/gpu.py measure i
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -57,8 +58,23 @@ _CUDA_MAX_TILE = 2048
 _CUDA_MAX_BATCH = 16
 
 
+_DEVICE_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_LOCK = threading.Lock()
+
+
+def device_lock(device: torch.device) -> threading.Lock:
+    """One network call at a time per device and process: a worker holds several scans at once
+    (one in the model, the others in CPU stages), and two calls at once would only split the
+    device between them (and the CPU's threads twice over)."""
+    with _LOCKS_LOCK:
+        return _DEVICE_LOCKS.setdefault(str(device), threading.Lock())
+
+
 class _Model:
-    """A built network with its device, precision, tiling policy and timing."""
+    """A built network with its device, precision, tiling policy and timing.
+
+    `last_inference_seconds` and `last_execution` are per thread: a worker's scans run on threads.
+    """
 
     task: str
 
@@ -79,10 +95,18 @@ class _Model:
         radius = receptive_radius(self.card)
         self.exact_context = radius is not None and self.context >= radius
         self.multiple = input_multiple(self.card)
-        self.last_inference_seconds = 0.0
-        self.last_execution: dict[str, Any] = {}
+        self._last = threading.local()
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # window shapes repeat: tune each once
+
+    @property
+    def last_inference_seconds(self) -> float:
+        """Seconds inside the network during this thread's last call (waiting for the device excluded)."""
+        return getattr(self._last, "seconds", 0.0)
+
+    @property
+    def last_execution(self) -> dict[str, Any]:
+        return getattr(self._last, "execution", {})
 
     @property
     def agent(self) -> AgentInfo:
@@ -145,11 +169,10 @@ class _Model:
         rgb = _check_rgb(rgb)
         h, w = rgb.shape[:2]
         tile, overlap, batch = self.tiling(h, w, tile, overlap)
-        self.last_inference_seconds = 0.0
-        redone = 0
+        seconds, redone = 0.0, 0
 
         def timed(window: torch.Tensor) -> torch.Tensor:
-            nonlocal redone
+            nonlocal redone, seconds
             start = time.perf_counter()
             window = window.contiguous(memory_format=torch.channels_last)
             with autocast(self.precision, self.device):
@@ -159,15 +182,16 @@ class _Model:
                 out = forward(window)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)  # kernels are async: time the work, not the launch
-            self.last_inference_seconds += time.perf_counter() - start
+            seconds += time.perf_counter() - start
             return out
 
-        with torch.inference_mode():
+        with device_lock(self.device), torch.inference_mode():
             y = tiled_forward(timed, self._to_device(rgb), scale=scale, tile=tile, overlap=overlap,
                               context=self.context, multiple=self.multiple, batch=batch)
             result = self._to_host(y)
-        self.last_execution = {"precision": self.precision, "tile": tile, "tile_overlap": overlap,
-                               "batch": batch, "fp32_redone_windows": redone}
+        self._last.seconds = seconds
+        self._last.execution = {"precision": self.precision, "tile": tile, "tile_overlap": overlap,
+                                "batch": batch, "fp32_redone_windows": redone}
         return result
 
 

@@ -32,9 +32,11 @@ import json
 import logging
 import os
 import re
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import pyexiv2
@@ -177,10 +179,26 @@ def register_namespace() -> None:
 
 register_namespace()
 
+# exiv2's XMP toolkit keeps process-wide state and is not safe to call from two threads at once
+# (a worker masters several scans on threads: models.actors, settings.scans_in_flight). Its calls
+# take milliseconds; serialising them costs nothing measurable.
+_EXIV2 = threading.RLock()
+T = TypeVar("T")
+
+
+def _serialised(fn: Callable[..., T]) -> Callable[..., T]:
+    @functools.wraps(fn)
+    def locked(*args: Any, **kwargs: Any) -> T:
+        with _EXIV2:
+            return fn(*args, **kwargs)
+
+    return locked
+
 
 # --- reading the original ---------------------------------------------------------------------
 
 
+@_serialised
 def read_source_metadata(original_path: str | os.PathLike[str]) -> SourceMetadata:
     """The original's EXIF/IPTC/XMP/ICC. The original is only ever read: its bytes go to exiv2 as
     a memory buffer, so no code path can open it for writing. Unreadable metadata is logged and
@@ -284,6 +302,7 @@ def action_for(step: StepRecord) -> str:
     return _ACTIONS.get(step.type, _UNKNOWN_ACTION)
 
 
+@_serialised
 def embed(
     path: str | os.PathLike[str],
     record: AuditRecord,
@@ -561,6 +580,7 @@ def _valid(path: Path, mime: str, kind: str, carried: dict[str, Any], split: Any
 # --- reading provenance back ------------------------------------------------------------------
 
 
+@_serialised
 def read_provenance(master_path: str | os.PathLike[str]) -> AuditRecord:
     """Rebuild the AuditRecord from a file alone (no catalog).
 

@@ -161,3 +161,39 @@ def test_the_gpu_bench_runs_on_the_cpu(shared_models: Path) -> None:
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("realesr-general-x4v3")]
     assert [ln.split()[1] for ln in lines[:3]] == ["RealESRGANer", "restorium", "restorium"]
     assert "x the RealESRGANer loop" in lines[-1]
+
+
+def test_scans_on_threads_share_the_model_one_call_at_a_time(weights, photo) -> None:
+    """A worker holds several scans at once (settings.scans_in_flight): calls from two threads give
+    what they give alone, never overlap inside the network, and each thread reads its own timing."""
+    import threading
+
+    model = Upscaler(weights, "cpu", precision="bf16")
+    alone = model.upscale(photo, 64, 0)
+    inside, overlapped, results, seconds = [0], [False], {}, {}
+    real = model.net
+
+    def watched(x: torch.Tensor) -> torch.Tensor:
+        inside[0] += 1
+        overlapped[0] |= inside[0] > 1
+        try:
+            return real(x)
+        finally:
+            inside[0] -= 1
+
+    model.net = watched
+
+    def scan(name: str, image: np.ndarray) -> None:
+        results[name] = model.upscale(image, 64, 0)
+        seconds[name] = model.last_inference_seconds
+
+    small = np.ascontiguousarray(photo[:40, :50])
+    threads = [threading.Thread(target=scan, args=("big", photo)), threading.Thread(target=scan, args=("small", small))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not overlapped[0]
+    assert np.array_equal(results["big"], alone)
+    assert np.array_equal(results["small"], Upscaler(weights, "cpu", precision="bf16").upscale(small, 64, 0))
+    assert seconds["big"] > seconds["small"] > 0  # each thread its own call's time
