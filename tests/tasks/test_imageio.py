@@ -111,7 +111,7 @@ def test_zero_byte_non_image_and_wrong_extension(tmp_path, shared_data):
 
 def test_pixel_limit_refuses_decompression_bombs(shared_data):
     path = shared_data / "old_photos/old/a.png"
-    with pytest.raises(ScanError, match="over the limit"):
+    with pytest.raises(ScanError, match="over the pixel limit"):
         decode(path, max_pixels=1000)
 
 
