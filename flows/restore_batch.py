@@ -214,7 +214,7 @@ class _Batch:
                                   redacted_url(cfg.resolved_catalog_url))
         self.software = AgentInfo(kind="software", name=SOFTWARE_NAME, version=software_version())
         self.seen: dict[str, str] = {}  # sha256 → first path this run (duplicates are mastered once)
-        self.failed: dict[str, str] = {}  # sha256 → why its first path failed (its copies fail too)
+        self.failed: dict[str, tuple[str, str | None]] = {}  # sha256 → why (and kind) its first path failed
         self.limits = Limits(cfg.max_pixels, cfg.max_decoded_bytes)
         self.recorded = False  # a run that changes nothing leaves no row (re-runs add nothing)
         self.pool: workers.WorkerPool | None = None
@@ -359,9 +359,10 @@ class _Batch:
                     summary.timings[stage] = round(summary.timings.get(stage, 0.0) + seconds, 3)
             first = self.seen[f.sha256]
             if first != f.path and f.sha256 in self.failed:  # a copy of a failed file is no success
-                entry.outcome, entry.reason = "failed", f"same content as {first}, which failed: {self.failed[f.sha256]}"
+                reason, entry.kind = self.failed[f.sha256]
+                entry.outcome, entry.reason = "failed", f"same content as {first}, which failed: {reason}"
             elif first == f.path and entry.outcome == "failed":
-                self.failed[f.sha256] = entry.reason or "failed"
+                self.failed[f.sha256] = (entry.reason or "failed", entry.kind)
             summary.counts[entry.outcome] += 1
             summary.counts["flagged"] += bool(entry.flags)
             summary.scans.append(entry)

@@ -31,6 +31,7 @@ SUFFIXES = {".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG", ".jpg": "JPEG", ".jp
 # OpenCV's own logging would print libpng/libtiff complaints for every bad file; we report them.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
+MIN_SIDE = 8
 _TIFF_ORIENTATION = 274
 _TIFF_ICC = 34675
 
@@ -87,7 +88,7 @@ def _other_kind(head: bytes) -> tuple[str, str] | None:
             return f"a {name} image", UNSUPPORTED
     lowered = head.lstrip().lower()
     for magic, name in _NOT_IMAGES:
-        if lowered.startswith(magic):
+        if lowered.startswith(magic.lower()):
             return name, INVALID
     if head and all(32 <= b < 127 or b in (9, 10, 13) for b in head):
         return "plain text", INVALID
@@ -100,7 +101,7 @@ def looks_like_image(head: bytes) -> bool:
 
 
 def sniff_format(path: Path) -> str:
-    """The format from the file's magic bytes; the extension only has to agree."""
+    """The format from the file's magic bytes (decode notes an extension that disagrees)."""
     with open(path, "rb") as fh:
         head = fh.read(32)
     if not head:
@@ -111,9 +112,6 @@ def sniff_format(path: Path) -> str:
         if other:
             raise ScanError(path, f"not a TIFF, PNG or JPEG image: the content is {other[0]}", other[1])
         raise ScanError(path, "not a TIFF, PNG or JPEG image (unrecognised file signature)")
-    expected = SUFFIXES.get(path.suffix.lower())
-    if expected and expected != found:
-        raise ScanError(path, f"extension says {expected} but the content is {found}")
     return found
 
 
@@ -285,8 +283,11 @@ def decode(path: Path, *, max_pixels: int = DEFAULT.max_pixels, max_bytes: int |
     limits = Limits(max_pixels, max_bytes if max_bytes is not None else max(DEFAULT.max_bytes, max_pixels * 8))
     notes: list[str] = []
     meta = inspect(path, limits)
+    named = SUFFIXES.get(path.suffix.lower())
     if not path.suffix:
         notes.append(f"no file extension: read as {meta.format} from its content")
+    elif named and named != meta.format:
+        notes.append(f"extension says {named} but the content is {meta.format}: read as {meta.format}")
     with scan_boundary(path, notes, what=f"damaged {meta.format} data"):
         if meta.format == "TIFF":
             pixels, icc = _decode_tiff(path, notes)
@@ -436,8 +437,9 @@ def _split(path: Path, pixels: np.ndarray, icc: bytes | None, ppi: float | None)
             raise ScanError(path, f"unsupported channel count {channels}", UNSUPPORTED)
     elif pixels.ndim != 2:
         raise ScanError(path, f"unsupported image shape {pixels.shape}", UNSUPPORTED)
-    if min(pixels.shape[:2]) < 1:
-        raise ScanError(path, "image has no pixels")
+    if min(pixels.shape[:2]) < MIN_SIDE:  # QA, restoration and the models need some context
+        raise ScanError(path, f"too small to be a scan: {pixels.shape[1]}x{pixels.shape[0]} "
+                        f"(at least {MIN_SIDE} px a side)")
     bit_depth = 16 if pixels.dtype == np.uint16 else 8
     return DecodedImage(
         pixels=np.ascontiguousarray(pixels), alpha=None if alpha is None else np.ascontiguousarray(alpha),
