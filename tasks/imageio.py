@@ -403,7 +403,8 @@ def _cmyk_to_rgb(im: Image.Image, icc: bytes | None, notes: list[str]) -> tuple[
                          "relative colorimetric with black-point compensation")
             return np.asarray(rgb), _SRGB.tobytes()
         except (ImageCms.PyCMSError, OSError, ValueError) as exc:
-            notes.append(f"CMYK with an unusable ICC profile ({exc}): converted to sRGB by formula, colours approximate")
+            notes.append(f"CMYK with an unusable ICC profile ({exc}): converted to sRGB by formula, "
+                         "colours approximate")
     else:
         notes.append("CMYK without an ICC profile: converted to sRGB by formula, colours approximate")
     return np.asarray(im.convert("RGB")), _SRGB.tobytes()

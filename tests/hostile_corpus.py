@@ -289,7 +289,8 @@ def _header_field(data: bytes, rng: np.random.Generator) -> bytes:
     """Overwrite 1-4 bytes in the first 200 (where headers, IFDs and frame sizes live) with extremes."""
     out = bytearray(data)
     i = int(rng.integers(0, min(200, len(out))))
-    value = [b"\xff\xff\xff\xff", b"\x00\x00\x00\x00", b"\x7f\xff", b"\x80\x00\x00\x01", b"\x01"][int(rng.integers(0, 5))]
+    extremes = [b"\xff\xff\xff\xff", b"\x00\x00\x00\x00", b"\x7f\xff", b"\x80\x00\x00\x01", b"\x01"]
+    value = extremes[int(rng.integers(0, len(extremes)))]
     out[i : i + len(value)] = value
     return bytes(out[: len(data)]) if len(out) > len(data) else bytes(out)
 
