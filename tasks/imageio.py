@@ -118,7 +118,8 @@ def sniff_format(path: Path) -> str:
 def inspect(path: Path, limits: Limits = DEFAULT) -> TechnicalMetadata:
     """Header facts for the catalog, without decoding the pixels; over-limit headers are refused
     here, before any decoder sees the file."""
-    fmt = sniff_format(path)
+    with scan_boundary(path):  # an unreadable file is this file's failure too, for every caller
+        fmt = sniff_format(path)
     with scan_boundary(path, what=f"unreadable {fmt} header"):
         if fmt == "TIFF":
             return _inspect_tiff(path, limits)

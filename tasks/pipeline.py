@@ -30,6 +30,7 @@ from tasks.fidelity import fidelity_check
 from tasks.finish import add_grain, color_transfer, consistency, fidelity_blend, sharpen
 from tasks.failures import TOO_LARGE, TRANSIENT, ScanError, scan_boundary
 from tasks.imageio import DecodedImage, decode, from_float, inspect, to_float
+from tasks.limits import Limits
 from tasks.inpaint import inpaint
 from tasks.keys import stable_uuid
 from tasks.plan import Plan, plan_scan
@@ -189,7 +190,8 @@ def _capture(job: ScanJob, image: DecodedImage) -> CaptureCheck | None:
     if not job.capture_profile:
         return None
     profile = CaptureProfile.model_validate(job.capture_profile)
-    return check_capture(inspect(Path(job.original_path)), image.icc, profile)
+    limits = Limits(job.max_pixels, job.max_bytes)
+    return check_capture(inspect(Path(job.original_path), limits), image.icc, profile)
 
 
 def _verdict(report: qa_stage.QAReport, capture: CaptureCheck | None) -> tuple[str, list[str]]:

@@ -158,8 +158,10 @@ def test_a_scan_in_a_symlinked_sub_folder_keeps_its_sub_folder(tmp_path, shared_
 
     summary = restore_batch(str(folder), settings=_settings(tmp_path, shared_models))
 
-    assert _counts(summary) == {"scans": 1, "ingested": 1, "mastered": 1, "unchanged": 0, "failed": 0, "skipped": 0}
-    (entry,) = summary["scans"]
+    assert _counts(summary) == {"scans": 1, "ingested": 1, "mastered": 1, "unchanged": 0, "failed": 0, "skipped": 1}
+    loop, entry = summary["scans"]  # the loop is not followed, and the summary says so
+    assert loop["outcome"] == "skipped" and "symlink to a folder already listed" in loop["reason"]
+    assert loop["path"] == str(folder / "collection/negatives/again")
     assert entry["path"] == str(scan.resolve())
     home = tmp_path / "archive"
     master, access = Path(entry["master"]), Path(entry["access"])

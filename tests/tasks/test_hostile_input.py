@@ -134,3 +134,13 @@ def test_an_unreadable_file_is_reported_not_raised(tmp_path, monkeypatch):
     monkeypatch.setattr(ingest, "open_original", refuse)  # tests run as root: chmod 000 would not stop it
     facts = ingest_file(path)
     assert facts.sha256 == "" and facts.error_kind == UNREADABLE and "Permission denied" in facts.error
+
+
+def test_a_120_megapixel_scan_passes_the_limits_and_decodes(tmp_path):
+    import tifffile
+
+    path = tmp_path / "large.tif"
+    rows = np.arange(10_000, dtype=np.uint8)[:, None]
+    tifffile.imwrite(path, np.broadcast_to(rows, (10_000, 12_000)), rowsperstrip=256, compression="zlib")
+    image = decode(path, max_pixels=400_000_000)
+    assert (image.width, image.height) == (12_000, 10_000) and image.pixels[9_999, 0] == 9_999 % 256
