@@ -10,6 +10,8 @@ Exception into a ScanError with a kind and a reason; BaseExceptions that are not
 from __future__ import annotations
 
 import errno
+import logging
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,21 +65,54 @@ def _is_bomb(exc: BaseException) -> bool:
     return isinstance(exc, DecompressionBombError)
 
 
+class _TiffLog(logging.Filter):
+    """What tifffile logs about a file while a thread works inside a boundary goes to that scan's
+    notes, not the console. One filter for the process, state per thread: workers run several
+    scans at once on threads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.local = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        messages = getattr(self.local, "messages", None)
+        if messages is None or record.levelno < logging.WARNING:
+            return True
+        if len(messages) < 20:  # a hostile file can make a decoder complain without end
+            messages.append(record.getMessage())
+        return False
+
+
+_TIFF_LOG = _TiffLog()
+logging.getLogger("tifffile").addFilter(_TIFF_LOG)
+
+
 @contextmanager
 def scan_boundary(path: str | Path, notes: list[str] | None = None, what: str = "") -> Iterator[None]:
     """Run one file's work; any Exception leaves as that file's ScanError.
 
-    Warnings raised inside (Pillow's "Corrupt EXIF data", "Truncated File Read"…) do not stop the
-    scan: they are kept in `notes`, so the summary and the catalog say what the decoder noticed."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            yield
-        except Exception as exc:  # noqa: BLE001 - this is the boundary: nothing may escape it
-            raise failure_of(path, exc, what) from exc
-        finally:
-            if notes is not None:
-                for w in caught:
-                    note = f"decoder warning: {w.category.__name__}: {w.message}"
-                    if note not in notes:
-                        notes.append(note)
+    What tifffile logs about malformed tags, and (on the main thread, where the warnings module's
+    global state may be swapped safely) warnings such as Pillow's "Corrupt EXIF data", do not stop
+    the scan: they are kept in `notes`, so the summary and the catalog say what the decoder noticed."""
+    outer = getattr(_TIFF_LOG.local, "messages", None)
+    logged: list[str] = []
+    _TIFF_LOG.local.messages = logged
+    capture = warnings.catch_warnings(record=True) if threading.current_thread() is threading.main_thread() else None
+    caught = capture.__enter__() if capture else []
+    try:
+        if capture:
+            warnings.simplefilter("always")
+        yield
+    except Exception as exc:  # noqa: BLE001 - this is the boundary: nothing may escape it
+        raise failure_of(path, exc, what) from exc
+    finally:
+        if capture:
+            capture.__exit__(None, None, None)
+        _TIFF_LOG.local.messages = outer
+        if outer is not None:
+            outer.extend(logged)
+        if notes is not None:
+            found = [f"decoder warning: {w.category.__name__}: {w.message}" for w in caught]
+            for note in found + [f"tifffile: {m}" for m in logged]:
+                if note not in notes:
+                    notes.append(note)

@@ -144,3 +144,34 @@ def test_a_120_megapixel_scan_passes_the_limits_and_decodes(tmp_path):
     tifffile.imwrite(path, np.broadcast_to(rows, (10_000, 12_000)), rowsperstrip=256, compression="zlib")
     image = decode(path, max_pixels=400_000_000)
     assert (image.width, image.height) == (12_000, 10_000) and image.pixels[9_999, 0] == 9_999 % 256
+
+
+def test_what_tifffile_logs_about_a_scan_becomes_its_notes(caplog):
+    import logging
+
+    notes: list[str] = []
+    with caplog.at_level(logging.WARNING), scan_boundary("a.tif", notes):
+        logging.getLogger("tifffile").error("<tifffile.TiffPage 0 @8> incorrect StripByteCounts count")
+    assert notes == ["tifffile: <tifffile.TiffPage 0 @8> incorrect StripByteCounts count"]
+    assert not [r for r in caplog.records if r.name == "tifffile"]  # not also on the console
+
+
+def test_the_boundary_keeps_each_threads_notes_apart():
+    import logging
+    import threading
+
+    barrier = threading.Barrier(2)
+    notes: dict[str, list[str]] = {"a": [], "b": []}
+
+    def work(name: str) -> None:
+        with scan_boundary(f"{name}.tif", notes[name]):
+            barrier.wait()  # both threads inside a boundary at once
+            logging.getLogger("tifffile").warning(f"bad tag in {name}")
+            barrier.wait()
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in notes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert notes == {"a": ["tifffile: bad tag in a"], "b": ["tifffile: bad tag in b"]}
