@@ -336,7 +336,10 @@ def _decode_tiff(path: Path, notes: list[str]) -> tuple[np.ndarray, bytes | None
         if page.sampleformat != 1:  # 1 = unsigned integer
             kind = {2: "signed integer", 3: "floating point"}.get(int(page.sampleformat), str(page.sampleformat))
             raise ScanError(path, f"unsupported TIFF sample format: {kind} (only unsigned integers)", UNSUPPORTED)
-        pixels = page.asarray()
+        # One thread: a hostile file once crashed imagecodecs (a general protection fault in
+        # _imcd, not reproducible alone) while tifffile decoded its tiles on several threads.
+        # Workers already run several scans at once; the scan's decode stays on its own thread.
+        pixels = page.asarray(maxworkers=1)
         if page.planarconfig == 2 and pixels.ndim == 3:  # separate planes: (S, Y, X) → (Y, X, S)
             pixels = np.moveaxis(pixels, 0, -1)
         icc = page.tags[_TIFF_ICC].value if _TIFF_ICC in page.tags else None
