@@ -155,9 +155,11 @@ class Catalog:
                 found.update((u, d) for u, d in conn.execute(select(Event.uuid, Event.detail).where(Event.uuid.in_(part))))
         return found
 
-    def find_invalid(self, sha256s: Sequence[str], software_version: str) -> dict[str, str]:
+    def find_invalid(self, sha256s: Sequence[str], software_version: str,
+                     limits: dict[str, int] | None = None) -> dict[str, str]:
         """Originals a failed validation already marked invalid under this software version →
-        the reason. A newer software version gets to try again."""
+        the reason. A newer software version gets to try again, and a file refused for its size
+        under other limits (the event's `limits`) too."""
         found: dict[str, str] = {}
         with self.engine.connect() as conn:
             for part in chunked(unique(original_key(s) for s in sha256s)):
@@ -171,6 +173,8 @@ class Catalog:
                 steps = load_steps(conn, [r.id for r in rows if "software_version" not in (r.parameters or {})])
                 for sha, event_id, detail, parameters in rows:
                     if sha in found:
+                        continue
+                    if (parameters or {}).get("limits") not in (None, limits):
                         continue
                     version = (parameters or {}).get("software_version")
                     if version is None and event_id in steps:  # fall back to the software agent

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     gpus_per_worker: float = Field(0.5, gt=0, le=1, description="Fractional GPU per actor when CUDA is used.")
     shard_size: int = Field(32, ge=1, description="Scans per Prefect task and per catalog transaction.")
     max_pixels: int = Field(400_000_000, ge=1, description="Refuse images larger than this (decompression bombs).")
+    max_decoded_bytes: int = Field(
+        3_200_000_000, ge=1, description="Refuse images whose header promises more decoded bytes than this "
+        "(16-bit RGBA at the pixel limit by default): checked with max_pixels before any decoder allocates.")
     failure_budget: float = Field(
         0.2, ge=0, le=1, description="Stop the run when more than this share of the first shard's scans "
         "fail while processing (invalid files do not count): a misconfiguration, not bad scans.")

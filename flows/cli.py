@@ -176,21 +176,23 @@ def _print_summary(summary: dict) -> None:
     table.add_column("scan", overflow="fold")
     table.add_column("outcome")
     table.add_column("master or reason", overflow="fold")
-    style = {"mastered": "green", "unchanged": "dim", "failed": "red"}
+    style = {"mastered": "green", "unchanged": "dim", "failed": "red", "skipped": "yellow"}
     for scan in summary["scans"]:
-        if scan["outcome"] == "failed":
-            detail = escape(scan["reason"])
+        if scan["outcome"] in ("failed", "skipped"):
+            detail = escape((f"[{scan['kind']}] " if scan.get("kind") else "") + (scan["reason"] or ""))
         else:
             detail = escape(_relative(scan["master"], summary["home"]) or scan["reason"] or "")
         if scan.get("flags"):
             detail += "".join(f"\n[yellow]⚑ {escape(flag)}[/]" for flag in scan["flags"])
+        detail += "".join(f"\n[dim]note: {escape(note)}[/]" for note in scan.get("notes") or [])
         table.add_row(escape(_relative(scan["path"], summary["scans_dir"])),
                       f"[{style[scan['outcome']]}]{scan['outcome']}[/]", detail)
     out.print(table)
     counts = summary["counts"]
     out.print(
         f"{counts['scans']} scans: {counts['ingested']} ingested, {counts['mastered']} mastered, "
-        f"{counts['unchanged']} unchanged, {counts['failed']} failed "
+        f"{counts['unchanged']} unchanged, {counts['failed']} failed"
+        + (f", {counts['skipped']} other entries skipped" if counts.get("skipped") else "") + " "
         f"in {summary['timings'].get('wall_seconds', 0):.1f} s",
         highlight=False,
     )

@@ -32,7 +32,8 @@ from flows import workers
 from flows.models_setup import RecipeModels, resolve_recipe_models
 from flows.progress import reporter
 from tasks.diagnosis.phash import NEAR_DUPLICATE_BITS, phash_distance
-from tasks.ingest import discover, identifier_for, ingest_file, ingest_steps
+from tasks.ingest import discover_all, identifier_for, ingest_file, ingest_steps
+from tasks.limits import Limits
 from tasks.qa import thresholds as qa_thresholds
 from tasks import run_report
 from tasks.atomic import atomic_write
@@ -48,12 +49,14 @@ class ScanEntry:
 
     path: str
     sha256: str | None
-    outcome: str  # mastered | unchanged | failed
+    outcome: str  # mastered | unchanged | failed | skipped (not a scan: never read, see reason)
     master: str | None = None
     access: str | None = None
     reason: str | None = None
     verdict: str | None = None  # QA verdict when QA ran this run: pass | warn | fail
     flags: list[str] = field(default_factory=list)  # why a person should look at the master
+    notes: list[str] = field(default_factory=list)  # what reading the scan changed (CMYK → RGB…)
+    kind: str | None = None  # a failure's kind (tasks.failures): invalid, too-large, unreadable…
 
 
 @dataclass
@@ -65,7 +68,7 @@ class RunSummary:
     home: str
     catalog: str
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
-        ("scans", "ingested", "mastered", "unchanged", "failed", "flagged"), 0))
+        ("scans", "ingested", "mastered", "unchanged", "failed", "skipped", "flagged"), 0))
     qa_report: str | None = None  # the run's QA summary (HTML) when QA ran
     report: str | None = None  # the run report (HTML; JSON beside it)
     stopped: str | None = None  # why the run stopped early, if it did
@@ -84,8 +87,8 @@ class RunSummary:
 
 
 @task(cache_policy=NONE, persist_result=False)
-def ingest_shard(paths: list[Path]) -> list[OriginalFacts]:
-    return [ingest_file(p) for p in paths]
+def ingest_shard(paths: list[Path], limits: Limits | None = None) -> list[OriginalFacts]:
+    return [ingest_file(p, limits or Limits()) for p in paths]
 
 
 @task(cache_policy=NONE, persist_result=False)
@@ -129,13 +132,13 @@ def restore_batch(
     for note in models.notes:
         reporter().note(note)
     root = Path(scans_dir).expanduser().resolve()
-    paths = discover(root)
+    found = discover_all(root)
     with archive_lock(cfg.home):
         swept = sweep_partials(cfg.home)
         if swept:
             reporter().note(f"removed {swept} half-written file(s) left by an interrupted run")
         with Catalog.open(cfg.resolved_catalog_url) as catalog:
-            summary = _run(cfg, chosen, models, root, paths, catalog, only_new)
+            summary = _run(cfg, chosen, models, root, found.scans, catalog, only_new, found.skipped)
     if summary.stopped:  # the flow run fails (Prefect shows why); the caller still gets the summary
         raise RunStopped(summary.stopped, summary.to_dict())
     return summary.to_dict()
@@ -175,10 +178,13 @@ def sweep_partials(home: Path) -> int:
 
 def _run(
     cfg: Settings, recipe: Recipe, models: RecipeModels, root: Path, paths: list[Path], catalog: Catalog,
-    only_new: bool = False,
+    only_new: bool = False, skipped: list[tuple[Path, str]] | None = None,
 ) -> RunSummary:
     batch = _Batch(cfg, recipe, models, root, catalog, only_new)
     batch.summary.counts["scans"] = len(paths)
+    for path, reason in skipped or []:  # every file under the folder is accounted for
+        batch.summary.scans.append(ScanEntry(path=str(path), sha256=None, outcome="skipped", reason=reason))
+        batch.summary.counts["skipped"] += 1
     reporter().start(len(paths), f"{len(paths)} scans from {root}")
     status = "failed"
     try:
@@ -208,6 +214,8 @@ class _Batch:
                                   redacted_url(cfg.resolved_catalog_url))
         self.software = AgentInfo(kind="software", name=SOFTWARE_NAME, version=software_version())
         self.seen: dict[str, str] = {}  # sha256 → first path this run (duplicates are mastered once)
+        self.failed: dict[str, tuple[str, str | None]] = {}  # sha256 → why (and kind) its first path failed
+        self.limits = Limits(cfg.max_pixels, cfg.max_decoded_bytes)
         self.recorded = False  # a run that changes nothing leaves no row (re-runs add nothing)
         self.pool: workers.WorkerPool | None = None
         self.started = time.perf_counter()
@@ -268,7 +276,17 @@ class _Batch:
 
     def shard(self, paths: list[Path]) -> None:
         recipe, summary = self.recipe, self.summary
-        facts = ingest_shard(paths)
+        facts = ingest_shard(paths, self.limits)
+        unread = [f for f in facts if not f.sha256]  # no content identity: nothing to catalog
+        for f in unread:
+            summary.scans.append(ScanEntry(path=f.path, sha256=None, outcome="failed", reason=f.error,
+                                           kind=f.error_kind))
+            summary.counts["failed"] += 1
+            reporter().advance(f.path, "failed")
+        paths = [p for p, f in zip(paths, facts, strict=True) if f.sha256]
+        facts = [f for f in facts if f.sha256]
+        if not facts:
+            return
         if set(f.sha256 for f in facts) - self.catalog.known_originals([f.sha256 for f in facts]):
             self.record_run()
         originals = self.catalog.record_ingest(
@@ -282,7 +300,7 @@ class _Batch:
                                          self.models.precision) for f in facts}
         masters = self.catalog.find_masters(list(keys.values()))
         earlier = self.catalog.latest_masters([f.sha256 for f in facts]) if self.only_new else {}
-        invalid = self.catalog.find_invalid([f.sha256 for f in facts], software_version())
+        invalid = self.catalog.find_invalid([f.sha256 for f in facts], software_version(), self.limits.to_dict())
         rejected: dict[str, str] = {}
         if self.capture:  # the QA gate already refused these scans under this very profile
             by_event = {rejection_uuid(k, self.capture): sha for sha, k in keys.items()}
@@ -328,6 +346,7 @@ class _Batch:
                 entry.outcome = outcome.status
                 entry.reason = outcome.reason
                 entry.flags = list(outcome.flags) + self._near_duplicate(f.path, outcome)
+                entry.notes, entry.kind = list(outcome.notes), outcome.kind
                 if outcome.master:
                     entry.master, entry.access = outcome.master.path, outcome.access.path
                     summary.timings["output_megapixels"] = round(
@@ -338,6 +357,12 @@ class _Batch:
                     self.qa_entries.append({"path": f.path, **outcome.qa})
                 for stage, seconds in outcome.timings.items():
                     summary.timings[stage] = round(summary.timings.get(stage, 0.0) + seconds, 3)
+            first = self.seen[f.sha256]
+            if first != f.path and f.sha256 in self.failed:  # a copy of a failed file is no success
+                reason, entry.kind = self.failed[f.sha256]
+                entry.outcome, entry.reason = "failed", f"same content as {first}, which failed: {reason}"
+            elif first == f.path and entry.outcome == "failed":
+                self.failed[f.sha256] = (entry.reason or "failed", entry.kind)
             summary.counts[entry.outcome] += 1
             summary.counts["flagged"] += bool(entry.flags)
             summary.scans.append(entry)
@@ -390,6 +415,7 @@ def _job(
         access_path=str(cfg.access_dir / rel_dir / f"{name}.jpg"),
         review_path=str(cfg.reviews_dir / rel_dir / f"{name}.png"), capture_profile=capture,
         prior_steps=list(original.steps), catalogued_path=original.path, max_pixels=cfg.max_pixels,
+        max_bytes=cfg.max_decoded_bytes,
     )
 
 

@@ -11,19 +11,22 @@ from typing import Any
 from config.capture import CaptureProfile
 from tasks import qa as qa_stage
 from tasks.capture import check_capture
-from tasks.imageio import ScanError, decode, inspect
+from tasks.failures import ScanError, scan_boundary
+from tasks.imageio import decode, inspect
+from tasks.limits import DEFAULT, Limits
 
 
 def check_file(path: Path, *, profile: CaptureProfile | None, max_pixels: int) -> dict[str, Any]:
     """{path, verdict, reasons, findings, capture}: a file that cannot be decoded fails with why."""
     entry: dict[str, Any] = {"path": str(path), "verdict": "fail", "reasons": [], "findings": {}, "capture": None}
     try:
-        image = decode(path, max_pixels=max_pixels)
-        tech = inspect(path)
-    except (ScanError, OSError) as exc:
-        entry["reasons"] = [exc.reason if isinstance(exc, ScanError) else f"cannot read: {exc}"]
+        with scan_boundary(path):  # `restorium qa` over a hostile folder reports, never crashes
+            image = decode(path, max_pixels=max_pixels)
+            tech = inspect(path, Limits(max_pixels, max(DEFAULT.max_bytes, max_pixels * 8)))
+            report = qa_stage.assess(image)
+    except ScanError as exc:
+        entry["reasons"] = [exc.reason]
         return entry
-    report = qa_stage.assess(image)
     verdict, reasons = report.verdict, list(report.reasons)
     if profile is not None:
         capture = check_capture(tech, image.icc, profile)

@@ -28,7 +28,9 @@ from tasks.capture import CaptureCheck, check_capture
 from tasks.deblur import deblur, psf_from_findings
 from tasks.fidelity import fidelity_check
 from tasks.finish import add_grain, color_transfer, consistency, fidelity_blend, sharpen
-from tasks.imageio import DecodedImage, ScanError, decode, from_float, inspect, to_float
+from tasks.failures import TOO_LARGE, TRANSIENT, ScanError, scan_boundary
+from tasks.imageio import DecodedImage, decode, from_float, inspect, to_float
+from tasks.limits import Limits
 from tasks.inpaint import inpaint
 from tasks.keys import stable_uuid
 from tasks.plan import Plan, plan_scan
@@ -124,15 +126,23 @@ def process_scan(job: ScanJob, kit: Toolkit) -> ScanOutcome:
     run = _Run(job, kit)
     path = Path(job.original_path)
     try:
-        with run.timed("decode"):
-            image = decode(path, max_pixels=job.max_pixels)
-    except (ScanError, OSError) as exc:
-        reason = exc.reason if isinstance(exc, ScanError) else f"cannot read: {exc}"
-        return _invalid(run, reason)
+        with run.timed("decode"), scan_boundary(path):  # whatever a decoder raises is this scan's failure
+            image = decode(path, max_pixels=job.max_pixels, max_bytes=job.max_bytes)
+    except ScanError as exc:
+        if exc.kind in TRANSIENT:  # unreadable now or out of memory: the next run tries again
+            outcome = _error(run, exc.reason)
+        else:
+            outcome = _invalid(run, exc.reason, exc.kind)
+        outcome.kind = exc.kind
+        return outcome
     try:
-        return _master(run, image)
+        if image.notes:  # conversions on reading (CMYK → RGB, 1-bit → 8-bit…) are part of provenance
+            run.add_step(VALIDATION, "decode", "; ".join(image.notes), {"notes": image.notes})
+        outcome = _master(run, image)
     except Exception as exc:  # one bad scan never stops the batch: report it, go on
-        return _error(run, f"{type(exc).__name__}: {exc}")
+        outcome = _error(run, f"{type(exc).__name__}: {exc}")
+    outcome.notes = list(image.notes)
+    return outcome
 
 
 def _master(run: _Run, image: DecodedImage) -> ScanOutcome:
@@ -182,7 +192,8 @@ def _capture(job: ScanJob, image: DecodedImage) -> CaptureCheck | None:
     if not job.capture_profile:
         return None
     profile = CaptureProfile.model_validate(job.capture_profile)
-    return check_capture(inspect(Path(job.original_path)), image.icc, profile)
+    limits = Limits(job.max_pixels, job.max_bytes)
+    return check_capture(inspect(Path(job.original_path), limits), image.icc, profile)
 
 
 def _verdict(report: qa_stage.QAReport, capture: CaptureCheck | None) -> tuple[str, list[str]]:
@@ -475,16 +486,20 @@ def _describe(name: str, used: dict[str, Any]) -> str:
 
 # --- failures ---------------------------------------------------------------------------------
 
-def _invalid(run: _Run, reason: str) -> ScanOutcome:
-    """The file itself is bad: deterministic, so keyed by content and software, not by run."""
+def _invalid(run: _Run, reason: str, kind: str = "invalid") -> ScanOutcome:
+    """The file itself is bad: deterministic, so keyed by content and software, not by run (a file
+    over the size limits also by the limits: raising them tries it again)."""
     job = run.job
     software_version = run.kit.software.version
+    limits = {"max_pixels": job.max_pixels, "max_bytes": job.max_bytes} if kind == TOO_LARGE else None
     step = StepRecord(
-        event_uuid=stable_uuid("invalid", job.original_sha256, software_version),
+        event_uuid=stable_uuid("invalid", job.original_sha256, software_version,
+                               *([f"{job.max_pixels}:{job.max_bytes}"] if limits else [])),
         type=VALIDATION, step="decode", when=utc_now(), outcome="failure", detail=reason,
         agents=[run.kit.software, run.kit.host],
         parameters={"software_version": software_version, "recipe_hash": job.recipe_hash,
-                    "derivation_key": job.derivation_key},
+                    "derivation_key": job.derivation_key, "kind": kind,
+                    **({"limits": limits} if limits else {})},
     )
     return ScanOutcome(
         derivation_key=job.derivation_key, original_sha256=job.original_sha256, status="failed",

@@ -57,10 +57,10 @@ def to_markdown(summary: dict[str, Any]) -> str:
         f"# restorium run {summary['run_uuid']}",
         f"{summary['scans_dir']} → {summary['home']} · recipe {summary['recipe']} ({summary['recipe_hash'][:12]})",
         "",
-        "| scans | ingested | mastered | unchanged | failed | flagged |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| scans | ingested | mastered | unchanged | failed | skipped | flagged |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
         "| " + " | ".join(str(c.get(k, 0)) for k in ("scans", "ingested", "mastered", "unchanged", "failed",
-                                                      "flagged")) + " |",
+                                                      "skipped", "flagged")) + " |",
         "",
     ]
     if summary.get("stopped"):
@@ -99,7 +99,7 @@ def to_html(summary: dict[str, Any]) -> str:
     ]
     if summary.get("stopped"):
         parts.append(f"<p class='stop'>Stopped early: {e(summary['stopped'])}</p>")
-    keys = ("scans", "ingested", "mastered", "unchanged", "failed", "flagged")
+    keys = ("scans", "ingested", "mastered", "unchanged", "failed", "skipped", "flagged")
     parts.append(table(list(keys), [[c.get(k, 0) for k in keys]]))
     parts.append("<h2>Throughput</h2>" + table(["measure", "value"], [[k.replace("_", " "), v] for k, v in rate.items()]))
     stages = [[s, f"{t[s]:.1f}"] for s in (*_STAGES, "model") if s in t]
@@ -112,6 +112,9 @@ def to_html(summary: dict[str, Any]) -> str:
         parts.append("<h2>Failures</h2>" + table(["reason", "scans"], [[r, n] for r, n in failures]))
         failed = [[s["path"], s["reason"]] for s in summary["scans"] if s["outcome"] == "failed"]
         parts.append(table(["scan", "reason"], failed))
+    skipped = [[s["path"], s["reason"]] for s in summary["scans"] if s["outcome"] == "skipped"]
+    if skipped:
+        parts.append("<h2>Skipped (not scans; never read)</h2>" + table(["entry", "reason"], skipped))
     flagged = [[s["path"], "; ".join(s.get("flags", []))] for s in summary["scans"] if s.get("flags")]
     if flagged:
         parts.append("<h2>Flagged for review</h2>" + table(["scan", "why"], flagged))

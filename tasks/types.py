@@ -121,6 +121,7 @@ class OriginalFacts:
     size: int
     tech: TechnicalMetadata | None
     error: str | None = None  # header unreadable: the scan fails validation with this reason
+    error_kind: str | None = None  # tasks.failures kind of `error`; sha256 is "" when unreadable
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,7 @@ class ScanJob:
     review_path: str = ""  # before/after review sheet (PNG); "" for none
     capture_profile: dict[str, Any] | None = None  # config.capture.CaptureProfile dump: the QA gate
     max_pixels: int = 400_000_000
+    max_bytes: int = 3_200_000_000  # decoded bytes (tasks.limits)
 
 
 @dataclass
@@ -189,6 +191,8 @@ class ScanOutcome:
     access: WrittenFile | None = None
     review: WrittenFile | None = None
     flags: list[str] = field(default_factory=list)  # reasons a person should review the master
+    notes: list[str] = field(default_factory=list)  # what reading the scan changed or noticed (CMYK → RGB…)
+    kind: str | None = None  # tasks.failures kind of a failure found reading the file
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage; "model" = inference
 
 

@@ -47,11 +47,12 @@ def test_run_json_then_audit_from_catalog_and_from_file(tmp_path, env, shared_da
     # the batch finished, one scan failed (a crash would exit 4 and print no summary)
     assert run.returncode == 1 and run.stdout.strip(), run.stderr
     summary = json.loads(run.stdout)  # stdout holds only the JSON (progress goes to stderr)
-    assert _counts(summary) == {"scans": 2, "ingested": 2, "mastered": 1, "unchanged": 0, "failed": 1}
+    assert _counts(summary) == {"scans": 2, "ingested": 2, "mastered": 1, "unchanged": 0, "failed": 1, "skipped": 0}
     by_name = {Path(s["path"]).name: s for s in summary["scans"]}
     assert by_name["blank.jpg"] == {"path": str(scans / "blank.jpg"), "sha256": by_name["blank.jpg"]["sha256"],
                                     "outcome": "failed", "master": None, "access": None,
-                                    "reason": "zero-byte file", "verdict": "fail", "flags": []}
+                                    "reason": "zero-byte file", "verdict": "fail", "flags": [],
+                                    "notes": [], "kind": "invalid"}
     master = by_name["photo.png"]["master"]
     assert Path(master).is_file() and Path(by_name["photo.png"]["access"]).is_file()
     assert (tmp_path / "archive" / "reports" / f"run-{summary['run_uuid']}.json").is_file()

@@ -62,7 +62,7 @@ def test_batch_masters_reports_failures_and_reruns_as_unchanged(tmp_path, scans,
 
     first = restore_batch(str(scans), settings=settings)
 
-    assert _counts(first) == {"scans": 6, "ingested": 5, "mastered": 3, "unchanged": 1, "failed": 2}
+    assert _counts(first) == {"scans": 6, "ingested": 5, "mastered": 3, "unchanged": 1, "failed": 2, "skipped": 0}
     scan = _by_name(first)
     assert scan["empty.tif"]["reason"] == "zero-byte file"
     assert "damaged JPEG" in scan["truncated.jpg"]["reason"]
@@ -90,7 +90,7 @@ def test_batch_masters_reports_failures_and_reruns_as_unchanged(tmp_path, scans,
 
     second = restore_batch(str(scans), settings=settings)
 
-    assert _counts(second) == {"scans": 6, "ingested": 0, "mastered": 0, "unchanged": 4, "failed": 2}
+    assert _counts(second) == {"scans": 6, "ingested": 0, "mastered": 0, "unchanged": 4, "failed": 2, "skipped": 0}
     with Catalog.open(f"sqlite:///{tmp_path / 'archive/catalog.sqlite'}") as catalog:
         assert catalog.count_rows() == rows  # not one new row, not even a run
     after = sorted(p for p in (tmp_path / "archive").rglob("*") if p.is_file() and "reports" not in p.parts)
@@ -130,7 +130,7 @@ def test_only_new_keeps_masters_an_older_recipe_made_and_masters_new_scans(tmp_p
 
     kept = restore_batch(str(folder), scale=3.0, settings=settings, only_new=True)
 
-    assert _counts(kept) == {"scans": 2, "ingested": 1, "mastered": 1, "unchanged": 1, "failed": 0}
+    assert _counts(kept) == {"scans": 2, "ingested": 1, "mastered": 1, "unchanged": 1, "failed": 0, "skipped": 0}
     scan = _by_name(kept)
     assert scan["first.png"]["master"] == _by_name(before)["first.png"]["master"]
     assert "--only-new" in scan["first.png"]["reason"]
@@ -158,8 +158,10 @@ def test_a_scan_in_a_symlinked_sub_folder_keeps_its_sub_folder(tmp_path, shared_
 
     summary = restore_batch(str(folder), settings=_settings(tmp_path, shared_models))
 
-    assert _counts(summary) == {"scans": 1, "ingested": 1, "mastered": 1, "unchanged": 0, "failed": 0}
-    (entry,) = summary["scans"]
+    assert _counts(summary) == {"scans": 1, "ingested": 1, "mastered": 1, "unchanged": 0, "failed": 0, "skipped": 1}
+    loop, entry = summary["scans"]  # the loop is not followed, and the summary says so
+    assert loop["outcome"] == "skipped" and "symlink to a folder already listed" in loop["reason"]
+    assert loop["path"] == str(folder / "collection/negatives/again")
     assert entry["path"] == str(scan.resolve())
     home = tmp_path / "archive"
     master, access = Path(entry["master"]), Path(entry["access"])

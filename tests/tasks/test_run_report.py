@@ -30,7 +30,7 @@ def test_throughput_counts_working_time_only():
 
 def test_markdown_and_html_carry_counts_failures_and_escape_names(tmp_path):
     markdown = run_report.to_markdown(SUMMARY)
-    assert "| 4 | 4 | 2 | 0 | 2 | 1 |" in markdown and "| zero-byte file | 2 |" in markdown
+    assert "| 4 | 4 | 2 | 0 | 2 | 0 | 1 |" in markdown and "| zero-byte file | 2 |" in markdown
     html = run_report.to_html(SUMMARY)
     assert "&lt;c&gt;.tif" in html and "<c>.tif" not in html
     assert "fidelity guard: SSIM 0.8" in html and "qa-r-1.html" in html
