@@ -117,9 +117,12 @@ class RunStopped(RuntimeError):
 @flow(name="restore-batch", persist_result=False, log_prints=False)
 def restore_batch(
     scans_dir: str, recipe: str = "archival", scale: float | None = None, long_edge: int | None = None,
-    settings: dict[str, Any] | None = None, only_new: bool = False,
+    settings: dict[str, Any] | None = None, only_new: bool = False, staged: bool = False,
 ) -> dict[str, Any]:
     """Master every scan under scans_dir; returns the run summary (see RunSummary).
+
+    staged: scans_dir is a folder restorium made of links to catalogued originals (reprocessing),
+    whose file links lead out of it by design; a user's folder never is.
 
     only_new: leave a scan that already has a master in this archive (from any recipe, weights or
     software version) as it is, instead of mastering it again under the current ones.
@@ -132,7 +135,7 @@ def restore_batch(
     for note in models.notes:
         reporter().note(note)
     root = Path(scans_dir).expanduser().resolve()
-    found = discover_all(root)
+    found = discover_all(root, file_links_out=staged)
     with archive_lock(cfg.home):
         swept = sweep_partials(cfg.home)
         if swept:

@@ -33,7 +33,7 @@ def discover(root: Path) -> list[Path]:
     return discover_all(root).scans
 
 
-def discover_all(root: Path) -> Discovery:
+def discover_all(root: Path, *, file_links_out: bool = False) -> Discovery:
     """Every scan under root (recursively), sorted, and every other entry with why it is skipped.
 
     A scan is a file named .tif/.tiff/.png/.jpg/.jpeg, or any file whose first bytes are an image
@@ -51,7 +51,8 @@ def discover_all(root: Path) -> Discovery:
     if not root.is_dir():
         raise NotADirectoryError(f"{root}: not a folder of scans")
     found = Discovery()
-    real_root = root.resolve()
+    # file_links_out: a folder restorium staged itself, of links to catalogued originals (reprocessing).
+    real_root = None if file_links_out else root.resolve()
     seen: set[tuple[int, int]] = set()  # (st_dev, st_ino) of every folder walked
     tops = [root]  # the root, then the symlinked folders met on the way (fewest link hops first)
     while tops:
@@ -64,7 +65,7 @@ def discover_all(root: Path) -> Discovery:
     return found
 
 
-def _walk(top: Path, real_root: Path, seen: set[tuple[int, int]], links: list[Path], found: Discovery) -> None:
+def _walk(top: Path, real_root: Path | None, seen: set[tuple[int, int]], links: list[Path], found: Discovery) -> None:
     """Scans in top's real sub-tree; symlinked folders go to `links`, to be walked afterwards."""
     for dirpath, dirnames, filenames in os.walk(top):  # does not descend into links by itself
         folder = Path(dirpath)
@@ -88,7 +89,7 @@ def _walk(top: Path, real_root: Path, seen: set[tuple[int, int]], links: list[Pa
                 _classify(folder / name, real_root, found)
 
 
-def _classify(path: Path, real_root: Path, found: Discovery) -> None:
+def _classify(path: Path, real_root: Path | None, found: Discovery) -> None:
     """A scan, or skipped with the reason; a file that cannot be read goes to ingest, which says so."""
     if path.is_symlink():
         try:
@@ -100,7 +101,7 @@ def _classify(path: Path, real_root: Path, found: Discovery) -> None:
             reason = "symlink loop" if "loop" in str(exc).lower() else "broken symlink (its target is missing)"
             found.skipped.append((path, f"{reason}: not followed"))
             return
-        if not target.is_relative_to(real_root):
+        if real_root is not None and not target.is_relative_to(real_root):
             found.skipped.append((path, f"symlink leading outside the scanned folder (to {target}): not followed"))
             return
     try:

@@ -58,7 +58,7 @@ def run_pending(cfg: Settings) -> list[dict[str, Any]]:
                     recipe_file = Path(tmp) / "recipe.yaml"
                     recipe_file.write_text(yaml.safe_dump(todo[0][1].parameters["recipe"], sort_keys=True))
                     try:
-                        summary = restore_batch(str(scans), recipe=str(recipe_file),
+                        summary = restore_batch(str(scans), recipe=str(recipe_file), staged=True,
                                                 settings=cfg.model_dump(mode="json", exclude_unset=True))
                     except RunStopped as exc:
                         summary = exc.summary
