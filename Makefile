@@ -66,7 +66,7 @@ bench-catalog: install  # ~5 min: find/audit latency at 1,000,000 events, SQLite
 	$(BIN)/python bench/catalog_queries.py
 
 # The archival preset's upscaler, made here: realesr-general-x4v3 fine-tuned for fidelity on the 56
-# CBSD68 photographs bench/quality.py never scores (~35 min on 2 cores). It goes into weights/
+# CBSD68 photographs bench/quality.py never scores (~12 min on 2 cores in bf16; bench/finetune.py). It goes into weights/
 # (ignored by git) beside links to the shared weights; demo and bench-quality use that folder when it exists.
 fidelity-weights: install
 	@test -n "$(SHARED_MODELS)" || { echo "../shared/models is needed (the parent weights)"; exit 2; }
