@@ -84,7 +84,21 @@ class _TiffLog(logging.Filter):
 
 
 _TIFF_LOG = _TiffLog()
-logging.getLogger("tifffile").addFilter(_TIFF_LOG)
+_TIFF_LOGGER = logging.getLogger("tifffile")
+
+
+def _listen_to_tifffile() -> None:
+    """(Re)attach the filter: a logging configuration loaded since this module was imported (a
+    library's dictConfig/fileConfig) may have disabled the logger or replaced its filters; the
+    full test suite met that, the tasks tests alone did not."""
+    _TIFF_LOGGER.disabled = False
+    if _TIFF_LOGGER.getEffectiveLevel() > logging.WARNING:  # a level set elsewhere would hide them
+        _TIFF_LOGGER.setLevel(logging.WARNING)
+    if _TIFF_LOG not in _TIFF_LOGGER.filters:
+        _TIFF_LOGGER.addFilter(_TIFF_LOG)
+
+
+_listen_to_tifffile()
 
 
 @contextmanager
@@ -94,6 +108,7 @@ def scan_boundary(path: str | Path, notes: list[str] | None = None, what: str = 
     What tifffile logs about malformed tags, and (on the main thread, where the warnings module's
     global state may be swapped safely) warnings such as Pillow's "Corrupt EXIF data", do not stop
     the scan: they are kept in `notes`, so the summary and the catalog say what the decoder noticed."""
+    _listen_to_tifffile()
     outer = getattr(_TIFF_LOG.local, "messages", None)
     logged: list[str] = []
     _TIFF_LOG.local.messages = logged
