@@ -137,10 +137,10 @@ class _Model:
         return int(free * _CUDA_MEMORY_SHARE)
 
     def _cuda_tile(self, h: int, w: int) -> int:
-        per_px = self._bytes_per_pixel()
-        if h * w * per_px <= self._budget():
+        per_px, budget = self._bytes_per_pixel(), self._budget()  # one free-memory query
+        if h * w * per_px <= budget:
             return 0  # the whole image at once: no context computed twice
-        side = int((self._budget() / per_px) ** 0.5) - 2 * self.context
+        side = int((budget / per_px) ** 0.5) - 2 * self.context
         return max(64, min(_CUDA_MAX_TILE, side - side % 32))
 
     def _cuda_batch(self, tile: int) -> int:
