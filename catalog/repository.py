@@ -19,7 +19,9 @@ from sqlalchemy.orm import aliased
 from catalog import items, provenance
 from catalog.db import CatalogError, make_engine, upgrade, write_transaction
 from catalog.events import StepWrite, check_step, load_steps, record_steps, upsert_agents
-from catalog.schema import RUN_STATUSES, TABLES, Event, EventFile, File, FileModel, Item, Run, utcnow
+from catalog.schema import (
+    ENTRY_OUTCOMES, RUN_STATUSES, TABLES, Event, EventFile, File, FileModel, Item, Run, RunEntry, utcnow,
+)
 from catalog.sql import (
     agent_key, chunked, derived_key, insert_ignore, insert_ignore_one, item_uuid, original_key, original_uuid, unique,
 )
@@ -102,6 +104,42 @@ class Catalog:
             )
             if result.rowcount == 0:
                 raise CatalogError(f"run {run_uuid} is not in the catalog (start_run was never called)")
+
+    def record_run_entries(self, run_uuid: str, entries: Sequence[dict[str, Any]]) -> None:
+        """The run's ledger: one row per file found (path, outcome, kind, reason, sha256)."""
+        bad = {e["outcome"] for e in entries} - set(ENTRY_OUTCOMES)
+        if bad:
+            raise ValueError(f"run entry outcomes {sorted(bad)}: expected one of {ENTRY_OUTCOMES}")
+        columns = ("path", "outcome", "kind", "reason", "sha256")
+        with write_transaction(self.engine) as conn:
+            run_id = _run_id(conn, run_uuid)
+            if run_id is None:
+                raise CatalogError(f"run {run_uuid} is not in the catalog (start_run was never called)")
+            for start in range(0, len(entries), 1000):
+                conn.execute(RunEntry.__table__.insert(), [
+                    {"run_id": run_id, **{c: e.get(c) for c in columns}} for e in entries[start : start + 1000]
+                ])
+
+    def known_unread(self, entries: Sequence[tuple[str, str, str | None]]) -> set[tuple[str, str, str | None]]:
+        """Which (path, outcome, reason) of files never read (no sha256) an earlier run's ledger
+        already holds: a re-run that finds only those has nothing new to record."""
+        paths = sorted({path for path, _, _ in entries})
+        found: set[tuple[str, str, str | None]] = set()
+        with self.engine.connect() as conn:
+            for start in range(0, len(paths), 500):
+                found |= {tuple(row) for row in conn.execute(  # type: ignore[misc]
+                    select(RunEntry.path, RunEntry.outcome, RunEntry.reason)
+                    .where(RunEntry.path.in_(paths[start : start + 500]), RunEntry.sha256.is_(None))
+                )}
+        return found & set(entries)
+
+    def run_entries(self, run_uuid: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(RunEntry.path, RunEntry.outcome, RunEntry.kind, RunEntry.reason, RunEntry.sha256)
+                .join(Run, Run.id == RunEntry.run_id).where(Run.uuid == run_uuid).order_by(RunEntry.id)
+            ).all()
+        return [row._asdict() for row in rows]
 
     # Ingest
 
@@ -325,10 +363,13 @@ class Catalog:
             by_outcome = dict(conn.execute(
                 select(Event.outcome, func.count()).where(Event.run_id == run.id).group_by(Event.outcome)
             ).all())
+            entries = dict(conn.execute(
+                select(RunEntry.outcome, func.count()).where(RunEntry.run_id == run.id).group_by(RunEntry.outcome)
+            ).all())
         return {
             "uuid": run.uuid, "status": run.status, "started_at": _iso(run.started_at),
             "finished_at": _iso(run.finished_at), "counts": run.counts or {}, "timings": run.timings or {},
-            "masters": masters, "failed_items": failed, "events": by_outcome,
+            "masters": masters, "failed_items": failed, "events": by_outcome, "entries": entries,
         }
 
 

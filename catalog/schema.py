@@ -43,6 +43,7 @@ FILE_ROLES = ("original", "master", "access", "review")
 RUN_STATUSES = ("running", "finished", "failed", "stopped")
 OUTCOMES = ("success", "warning", "failure")
 LINK_ROLES = ("input", "output")
+ENTRY_OUTCOMES = ("mastered", "unchanged", "failed", "skipped")
 
 
 def utcnow() -> dt.datetime:
@@ -116,6 +117,24 @@ class Run(Base):
     timings: Mapped[dict[str, Any] | None]
     software_version: Mapped[str] = mapped_column(String(64))
     host: Mapped[str] = mapped_column(String(255))
+
+
+class RunEntry(Base):
+    """Every file a run found under its folder and what became of it: mastered, unchanged, or
+    failed/skipped with a reason. The ledger behind "every file is accounted for": a file with
+    no content identity (unreadable, a symlink loop, not an image) has no Item or File row, so
+    this is where the catalog remembers it."""
+
+    __tablename__ = "run_entries"
+    __table_args__ = (CheckConstraint(_in("outcome", ENTRY_OUTCOMES), name="outcome"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    path: Mapped[str] = mapped_column(Text)  # as found under the run's folder
+    outcome: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str | None] = mapped_column(String(32))  # a failure's kind (tasks.failures)
+    reason: Mapped[str | None] = mapped_column(Text)
+    sha256: Mapped[str | None] = mapped_column(String(64), index=True)  # NULL: never read
 
 
 class File(Base):

@@ -264,7 +264,13 @@ class _Batch:
                 self.summary.workers = self.pool.run_counters()
             except Exception as exc:  # noqa: BLE001 - a dead worker must not hide the run's outcome
                 reporter().note(f"could not ask the workers how much they did: {exc}")
+        if not self.recorded and self._unaccounted():  # a file never seen before that could not be read
+            self.record_run()
         if self.recorded:
+            self.catalog.record_run_entries(self.run_uuid, [
+                {"path": e.path, "outcome": e.outcome, "kind": e.kind, "reason": e.reason, "sha256": e.sha256}
+                for e in self.summary.scans
+            ])
             try:
                 if self.qa_entries:
                     self.summary.qa_report = _qa_report(self.cfg, self.run_uuid, self.qa_entries)
@@ -276,6 +282,13 @@ class _Batch:
                 _write_report(self.cfg, self.summary)
             except OSError as exc:
                 reporter().note(f"could not write the run report: {exc}")
+
+    def _unaccounted(self) -> bool:
+        """Whether the run found files never read (skipped, unreadable) that no earlier run's
+        ledger holds with the same outcome and reason: then the run is recorded, so the catalog
+        accounts for them; a re-run that finds only what it found before still records nothing."""
+        unread = [(e.path, e.outcome, e.reason) for e in self.summary.scans if e.sha256 is None]
+        return bool(unread) and len(self.catalog.known_unread(unread)) < len(set(unread))
 
     def shard(self, paths: list[Path]) -> None:
         recipe, summary = self.recipe, self.summary

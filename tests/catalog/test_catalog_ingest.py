@@ -20,7 +20,7 @@ def test_new_originals_are_catalogued_with_their_steps(catalog: Catalog, records
         assert got.is_new and got.path == facts.path and got.item_identifier == identifier
         assert got.steps == steps  # stored and rebuilt exactly, in order
     assert catalog.count_rows() == {"runs": 1, "items": 3, "files": 3, "events": 6, "event_files": 6,
-                                    "agents": 2, "event_agents": 12, "file_models": 0}
+                                    "agents": 2, "event_agents": 12, "file_models": 0, "run_entries": 0}
 
 
 def test_recording_twice_adds_nothing(catalog: Catalog, records, run_uuid: str) -> None:
@@ -105,7 +105,7 @@ def test_two_writers_racing_on_the_same_ingest(db_url: str, records) -> None:
             t.join(timeout=60)
         assert not errors, errors
         assert one.count_rows() == {"runs": 1, "items": 40, "files": 40, "events": 80, "event_files": 80,
-                                    "agents": 2, "event_agents": 160, "file_models": 0}
+                                    "agents": 2, "event_agents": 160, "file_models": 0, "run_entries": 0}
         for facts, _, steps in entries:
             # Exactly one writer inserted each original; both report the same stored steps.
             assert results["one"][facts.sha256].is_new != results["two"][facts.sha256].is_new

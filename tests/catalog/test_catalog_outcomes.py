@@ -201,3 +201,23 @@ def test_runs_start_and_finish(catalog: Catalog, records) -> None:
         catalog.finish_run(run_uuid, status="done", counts={}, timings={})
     with pytest.raises(CatalogError, match="not in the catalog"):
         catalog.finish_run("no-such-run", status="failed", counts={}, timings={})
+
+
+def test_the_run_ledger_holds_every_entry_and_knows_unread_files_seen_before(catalog: Catalog, records) -> None:
+    run_uuid = records.start_run(catalog)
+    entries = [
+        {"path": "/scans/a.tif", "outcome": "mastered", "kind": None, "reason": None, "sha256": "a" * 64},
+        {"path": "/scans/locked.tif", "outcome": "failed", "kind": "unreadable",
+         "reason": "/scans/locked.tif: permission denied", "sha256": None},
+        {"path": "/scans/notes.txt", "outcome": "skipped", "kind": None, "reason": "not an image", "sha256": None},
+    ]
+    catalog.record_run_entries(run_uuid, entries)
+    assert catalog.run_entries(run_uuid) == entries
+    assert catalog.run_summary(run_uuid)["entries"] == {"mastered": 1, "failed": 1, "skipped": 1}
+    seen = ("/scans/notes.txt", "skipped", "not an image")
+    assert catalog.known_unread([seen, ("/scans/notes.txt", "skipped", "another reason"),
+                                 ("/scans/new.txt", "skipped", "not an image")]) == {seen}
+    with pytest.raises(ValueError, match="outcomes"):
+        catalog.record_run_entries(run_uuid, [{**entries[0], "outcome": "lost"}])
+    with pytest.raises(CatalogError, match="not in the catalog"):
+        catalog.record_run_entries("no-such-run", entries)

@@ -87,3 +87,21 @@ def test_one_batch_over_the_hostile_corpus_meets_every_expectation(tmp_path, sha
         assert entry["sha256"] in recorded, entry
     bomb = entries["bombs/png-60000x60000.png"]
     assert recorded[bomb["sha256"]] == bomb["reason"]
+
+    # ... and every entry, read or not, is in the run's ledger with its outcome, kind and reason
+    with Catalog.open(f"sqlite:///{home / 'catalog.sqlite'}") as catalog:
+        ledger = {Path(e["path"]).relative_to(root).as_posix(): e for e in catalog.run_entries(summary["run_uuid"])}
+        assert catalog.run_summary(summary["run_uuid"])["entries"] == {
+            k: v for k, v in counts.items() if k in ("mastered", "unchanged", "failed", "skipped") and v}
+    assert set(ledger) == set(entries)
+    for name, entry in entries.items():
+        assert (ledger[name]["outcome"], ledger[name]["kind"], ledger[name]["reason"], ledger[name]["sha256"]) == \
+            (entry["outcome"], entry["kind"], entry["reason"], entry["sha256"]), name
+    assert any(e["sha256"] is None and e["outcome"] == "failed" for e in ledger.values())  # unreadable
+    assert any(e["outcome"] == "skipped" for e in ledger.values())
+
+    # A re-run finds only what it found before: nothing new to record, no new run row.
+    again = restore_batch(str(root), scale=2, settings={"home": str(home), "models_dir": str(shared_models)})
+    with Catalog.open(f"sqlite:///{home / 'catalog.sqlite'}") as catalog:
+        runs = catalog.count_rows()["runs"]
+    assert again["counts"]["mastered"] == 0 and runs == 1
