@@ -27,9 +27,32 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 
 _CHILD = r"""
-import json, resource, sys, time
+import json, os, resource, sys, threading, time
+from contextlib import contextmanager
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
+import tasks.pipeline as pipeline
+
+# Peak resident memory per stage: a sampler thread reads /proc every 10 ms and charges the stage
+# the pipeline last entered (its own timing context says which).
+stage_peaks, stage_entry, current = {}, {}, ["load"]
+_page = os.sysconf("SC_PAGE_SIZE")
+def _sample():
+    while True:
+        with open("/proc/self/statm") as f:
+            rss = int(f.read().split()[1]) * _page / 2**20
+        stage_peaks[current[0]] = max(stage_peaks.get(current[0], 0.0), rss)
+        time.sleep(0.01)
+threading.Thread(target=_sample, daemon=True).start()
+_timed = pipeline._Run.timed
+@contextmanager
+def _charged(self, stage):
+    with open("/proc/self/statm") as f:
+        stage_entry.setdefault(stage, int(f.read().split()[1]) * _page / 2**20)
+    current[0] = stage
+    with _timed(self, stage):
+        yield
+pipeline._Run.timed = _charged
 from config.recipe import load_recipe
 from config.version import software_version
 from flows.models_setup import resolve_recipe_models
@@ -62,7 +85,7 @@ upscale = next((s.parameters for s in outcome.steps if s.step == "upscale"), {})
 print(json.dumps({"status": outcome.status, "reason": outcome.reason, "seconds": time.perf_counter() - began,
                   "timings": outcome.timings, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "master": outcome.master.path if outcome.master else None, "precision": models.precision,
-                  "tile": upscale.get("tile"), "input_size": upscale.get("input_size")}))
+                  "tile": upscale.get("tile"), "input_size": upscale.get("input_size"), "stage_peaks_mb": stage_peaks, "stage_entry_mb": stage_entry}))
 """
 
 
@@ -118,6 +141,10 @@ def main() -> None:
         print(f"status {result['status']} {result['reason'] or ''}; precision {result['precision']}; "
               f"model tile {result['tile']}")
         print(f"peak RSS of the worker process: {result['peak_rss_mb'] / 1024:.2f} GiB (target ≤ 4 GB)")
+        entry = result["stage_entry_mb"]
+        print("RSS by stage, on entry → peak inside: "
+              + ", ".join(f"{k} {entry[k] / 1024:.2f} → {v / 1024:.2f} GiB" if k in entry else f"{k} {v / 1024:.2f} GiB"
+                          for k, v in result["stage_peaks_mb"].items()))
         print(f"wall {result['seconds']:.0f} s; stages: "
               + ", ".join(f"{k} {v:.1f} s" for k, v in result["timings"].items()))
         if result["master"]:

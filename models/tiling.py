@@ -17,6 +17,11 @@ computed from the zero padding of every conv instead of from their real neighbou
    rounding; with a shorter context (RRDBNet) it spreads any residual difference over the ramp
    instead of leaving a step.
 
+4. `reduce` shrinks each tile's output by an integer factor (block mean) before it is stored: an
+   x4 model asked for x2 never holds the x4 image (a 24 MP scan's x4 output is 4.6 GB in float32).
+   The block mean is what area resampling does at an integer factor, and the blocks never straddle
+   two tiles (tile offsets are whole input pixels, `reduce` divides the scale).
+
 Pixel-unshuffling networks (FFDNet, RRDBNet x1/x2) are only shift-equivariant by their unshuffle
 factor: `multiple` keeps every tile offset and the context on that grid, and windows whose size is
 off the grid are replicate-padded at the bottom/right (outside the kept region) and cropped back.
@@ -134,22 +139,33 @@ def tiled_forward(
     context: int,
     multiple: int = 1,
     batch: int = 1,
+    reduce: int = 1,
 ) -> torch.Tensor:
-    """Run `net` over x (N, C, H, W) in tiles; returns (N, C_out, H*scale, W*scale) in float32.
+    """Run `net` over x (N, C, H, W) in tiles; returns (N, C_out, H*scale/reduce, W*scale/reduce)
+    in float32, channels_last (so its HWC view needs no copy).
 
     tile <= 0, or an image no larger than one tile, runs a single window (same padding). `batch`
-    windows of the same shape go through the network at once (their N stacked).
+    windows of the same shape go through the network at once (their N stacked). `reduce` (a
+    divisor of `scale`) block-averages each tile's output, clipped to [0, 1], on the way out.
     """
     if x.ndim != 4:
         raise ValueError(f"expected an (N, C, H, W) tensor, got shape {tuple(x.shape)}")
     if scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale}")
+    if reduce < 1 or scale % reduce:
+        raise ValueError(f"reduce must be a positive divisor of the scale {scale}, got {reduce}")
     n, _, h, w = x.shape
-    s = scale
-    windows = plan_windows(h, w, tile=tile, overlap=overlap, context=context, multiple=multiple)
-    if len(windows) == 1:
-        return _run_window(net, x, s, multiple).float()  # one window: nothing to blend
+    s, r = scale, reduce  # output pixels per input pixel before and after the block mean: s // r
 
+    def shrink(t: torch.Tensor) -> torch.Tensor:
+        t = t.float()  # clipped to the image range first, as the full output would be before resizing
+        return t if r == 1 else F.avg_pool2d(t.clamp(0, 1), r)
+
+    windows = plan_windows(h, w, tile=tile, overlap=overlap, context=context, multiple=multiple)
+    if len(windows) == 1:  # one window: nothing to blend
+        return shrink(_run_window(net, x, s, multiple)).contiguous(memory_format=torch.channels_last)
+
+    o = s // r
     out: torch.Tensor | None = None
     weight: torch.Tensor | None = None
     blend = overlap > 0
@@ -158,19 +174,24 @@ def tiled_forward(
         results = _run_window(net, stacked, s, multiple)
         for i, g in enumerate(group):
             top, left = (g.y0 - g.wy0) * s, (g.x0 - g.wx0) * s
-            kept = results[i * n : (i + 1) * n, :, top : top + (g.y1 - g.y0) * s,
-                           left : left + (g.x1 - g.x0) * s]
+            kept = shrink(results[i * n : (i + 1) * n, :, top : top + (g.y1 - g.y0) * s,
+                                  left : left + (g.x1 - g.x0) * s])
             if out is None:
-                out = torch.zeros((n, kept.shape[1], h * s, w * s), dtype=torch.float32, device=x.device)
-                weight = torch.zeros((1, 1, h * s, w * s), dtype=torch.float32, device=x.device) if blend else None
-            region = (..., slice(g.y0 * s, g.y1 * s), slice(g.x0 * s, g.x1 * s))
+                # Made channels_last (not converted: that would be a second full copy); without
+                # blending every pixel is written once, so it need not be zeroed.
+                out = torch.empty((n, kept.shape[1], h * o, w * o), dtype=torch.float32, device=x.device,
+                                  memory_format=torch.channels_last)
+                if blend:
+                    out.zero_()
+                weight = torch.zeros((1, 1, h * o, w * o), dtype=torch.float32, device=x.device) if blend else None
+            region = (..., slice(g.y0 * o, g.y1 * o), slice(g.x0 * o, g.x1 * o))
             if weight is None:  # no overlap: every output pixel comes from exactly one tile
                 out[region] = kept
                 continue
-            wy = _ramp((g.y1 - g.y0) * s, g.before_y * s, g.after_y * s, x.device)
-            wx = _ramp((g.x1 - g.x0) * s, g.before_x * s, g.after_x * s, x.device)
+            wy = _ramp((g.y1 - g.y0) * o, g.before_y * o, g.after_y * o, x.device)
+            wx = _ramp((g.x1 - g.x0) * o, g.before_x * o, g.after_x * o, x.device)
             w2 = wy[:, None] * wx[None, :]
-            out[region] += kept.float() * w2
+            out[region] += kept * w2
             weight[region] += w2
     assert out is not None
     return out if weight is None else out.div_(weight)

@@ -161,11 +161,11 @@ class _Model:
         if self.device.type == "cuda":
             y16 = y.mul(65535).round_().to(torch.uint16).contiguous().cpu()
             return y16.numpy().astype(np.float32) / np.float32(65535)
-        # torch makes the HWC copy with all its threads (numpy's would take one).
+        # tiled_forward's output is channels_last: its HWC view is already contiguous, no copy.
         return y.to(torch.float32).contiguous().numpy()
 
     def _run(self, rgb: np.ndarray, forward: Callable[[torch.Tensor], torch.Tensor],
-             scale: int, tile: int, overlap: int) -> np.ndarray:
+             scale: int, tile: int, overlap: int, reduce: int = 1) -> np.ndarray:
         rgb = _check_rgb(rgb)
         h, w = rgb.shape[:2]
         tile, overlap, batch = self.tiling(h, w, tile, overlap)
@@ -187,7 +187,7 @@ class _Model:
 
         with device_lock(self.device), torch.inference_mode():
             y = tiled_forward(timed, self._to_device(rgb), scale=scale, tile=tile, overlap=overlap,
-                              context=self.context, multiple=self.multiple, batch=batch)
+                              context=self.context, multiple=self.multiple, batch=batch, reduce=reduce)
             result = self._to_host(y)
         self._last.seconds = seconds
         self._last.execution = {"precision": self.precision, "tile": tile, "tile_overlap": overlap,
@@ -202,9 +202,12 @@ class Upscaler(_Model):
     def scale(self) -> int:
         return self.card.scale
 
-    def upscale(self, rgb: np.ndarray, tile: int = 256, overlap: int = 16) -> np.ndarray:
-        """(H, W, 3) float32 in [0, 1] -> (H*scale, W*scale, 3) float32 in [0, 1]. tile=0: untiled."""
-        return self._run(rgb, self.net, self.scale, tile, overlap)
+    def upscale(self, rgb: np.ndarray, tile: int = 256, overlap: int = 16, reduce: int = 1) -> np.ndarray:
+        """(H, W, 3) float32 in [0, 1] -> (H*scale/reduce, W*scale/reduce, 3) float32 in [0, 1].
+
+        tile=0: untiled. `reduce` (a divisor of the scale) block-averages the output tile by tile,
+        so an x4 model asked for x2 never holds the x4 image."""
+        return self._run(rgb, self.net, self.scale, tile, overlap, reduce)
 
 
 class Denoiser(_Model):

@@ -75,18 +75,13 @@ def fidelity_check(
     """
     h, w = restored_input.shape[:2]
     ref = _luminance(restored_input)
+    if master.shape[:2] != (h, w):  # shrunk first (area is linear): no master-sized luminance copy
+        master = cv2.resize(master.astype(np.float32, copy=False), (w, h), interpolation=cv2.INTER_AREA)
     shown = _luminance(master)
-    if shown.shape != (h, w):
-        shown = cv2.resize(shown, (w, h), interpolation=cv2.INTER_AREA)
     if min(h, w) < _MIN_SIDE:
         pad = ((0, max(0, _MIN_SIDE - h)), (0, max(0, _MIN_SIDE - w)))
         ref, shown = np.pad(ref, pad, mode="edge"), np.pad(shown, pad, mode="edge")
-    small = min(ref.shape) < 11  # the Gaussian window is 11 px
-    ssim, ssim_map = structural_similarity(
-        ref, shown, data_range=1.0, gaussian_weights=not small, sigma=1.5, use_sample_covariance=False,
-        win_size=None if not small else _MIN_SIDE, full=True,
-    )
-    ssim = float(ssim)
+    ssim, ssim_map = _ssim(ref, shown)
     mse = float(np.mean((ref.astype(np.float64) - shown) ** 2))
     psnr = float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
     passed = ssim >= threshold
@@ -97,6 +92,35 @@ def fidelity_check(
     return FidelityResult(ssim=round(ssim, 5), psnr=round(psnr, 3) if np.isfinite(psnr) else psnr,
                           passed=passed, threshold=threshold, reason=reason,
                           worst_region=_worst_block(ssim_map[:h, :w]))
+
+
+_BAND_ROWS = 512
+_RADIUS = 5  # the Gaussian window's reach: int(3.5 * 1.5 + 0.5), skimage's truncate and sigma
+_GAUSSIAN = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False, "data_range": 1.0}
+
+
+def _ssim(ref: np.ndarray, shown: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean SSIM and the SSIM map (float32), as skimage's structural_similarity computes them.
+
+    A tall image goes a band of rows at a time (skimage works in float64, about ten image-sized
+    maps: 2 GB for a 24 MP scan): each band with the window's reach of real rows either side,
+    so its map rows are the whole image's, and the mean over the same interior (the window's
+    reach in from each border) as skimage takes it."""
+    h, w = ref.shape
+    if min(h, w) < 11:  # the Gaussian window is 11 px: a uniform 7 px one on tiny images
+        ssim, ssim_map = structural_similarity(ref, shown, data_range=1.0, win_size=_MIN_SIDE, full=True)
+        return float(ssim), ssim_map.astype(np.float32)
+    if h <= 2 * _BAND_ROWS:
+        ssim, ssim_map = structural_similarity(ref, shown, full=True, **_GAUSSIAN)
+        return float(ssim), ssim_map.astype(np.float32)
+    ssim_map = np.empty((h, w), np.float32)
+    edges = np.linspace(0, h, -(-h // _BAND_ROWS) + 1).astype(int)
+    for y0, y1 in zip(edges[:-1], edges[1:]):
+        a0, a1 = max(0, y0 - _RADIUS), min(h, y1 + _RADIUS)
+        _, band = structural_similarity(ref[a0:a1], shown[a0:a1], full=True, **_GAUSSIAN)
+        ssim_map[y0:y1] = band[y0 - a0 : y1 - a0]
+    interior = ssim_map[_RADIUS : h - _RADIUS, _RADIUS : w - _RADIUS]
+    return float(interior.mean(dtype=np.float64)), ssim_map
 
 
 def _worst_block(ssim_map: np.ndarray) -> dict[str, Any]:

@@ -2,8 +2,12 @@
 
 All light touches on float RGB in [0, 1]: colour transfer from the restored scan, consistency
 with it (back-projection), the fidelity blend with a classical upscale, optional grain and
-minimal sharpening. Each returns its input
-untouched at strength/amount 0.
+minimal sharpening. Each returns its input untouched at strength/amount 0.
+
+Memory: a 24 MP scan's x2 master is 1.15 GB in float32. Each step takes `out=` (the array to
+write, which may be the input itself: the pipeline finishes the model's output in place) and
+works a band of rows at a time, so its temporaries are a band's, not another master's; what it
+needs of the restored scan at the master's size is resampled a band at a time (tasks.restore).
 """
 
 from __future__ import annotations
@@ -13,30 +17,66 @@ from typing import Any
 import cv2
 import numpy as np
 
-from tasks.restore import resize
+from tasks.restore import BAND_ROWS, aligned_bands, resize_rows
 from tasks.tone import from_lab, to_lab
 
 
+def _target(values: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    if out is None:
+        return np.empty(values.shape, np.float32)
+    if out.shape != values.shape or out.dtype != np.float32:
+        raise ValueError(f"out must be float32 of shape {values.shape}, got {out.dtype} {out.shape}")
+    return out
+
+
+def _row_bands(height: int) -> list[slice]:
+    return [slice(y, min(height, y + BAND_ROWS)) for y in range(0, height, BAND_ROWS)]
+
+
 def fidelity_blend(
-    ai: np.ndarray, restored: np.ndarray, strength: float, *, classical: np.ndarray | None = None,
+    ai: np.ndarray, restored: np.ndarray, strength: float, *, out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Mix a classical (Lanczos) upscale of the restored scan into the AI result.
 
     `strength` is the classical share: 0 keeps the AI output, 1 is a plain Lanczos upscale.
     Tames the model's invented texture ("plastic skin") while keeping most of its clarity.
-    `classical`, when given, is that upscale made already (it is the same for every blend).
+    The upscale is made a band at a time (the same pixels as the whole one, up to rounding).
     """
     if strength <= 0:
-        return ai
+        return ai if out is None else _copy_into(ai, out)
+    dst = _target(ai, out)
     h, w = ai.shape[:2]
-    if classical is None:
-        classical = resize(restored, w, h)
-    return np.clip((1.0 - strength) * ai + strength * classical, 0.0, 1.0).astype(np.float32)
+    for big, small in aligned_bands(h, restored.shape[0]):
+        classical = resize_rows(restored, w, h, big, small)
+        cv2.addWeighted(ai[big], 1.0 - strength, classical, strength, 0.0, dst=dst[big])
+        np.clip(dst[big], 0.0, 1.0, out=dst[big])
+    return dst
+
+
+def blended_at_scan_size(ai: np.ndarray, restored: np.ndarray, strength: float) -> np.ndarray:
+    """fidelity_blend(ai, restored, strength) area-resized to the restored scan's size, without
+    the full-size blend: band by band, each band's rows shrinking onto whole rows of the scan."""
+    h, w = ai.shape[:2]
+    sh, sw = restored.shape[:2]
+    small_out = np.empty((sh, sw, 3), np.float32)
+    for big, small in aligned_bands(h, sh):
+        band = ai[big]
+        if strength > 0:
+            classical = resize_rows(restored, w, h, big, small)
+            band = np.clip(cv2.addWeighted(band, 1.0 - strength, classical, strength, 0.0), 0.0, 1.0)
+        small_out[small] = cv2.resize(band, (sw, small.stop - small.start), interpolation=cv2.INTER_AREA)
+    return small_out
+
+
+def _copy_into(values: np.ndarray, out: np.ndarray) -> np.ndarray:
+    if out is not values:
+        np.copyto(out, values)
+    return out
 
 
 def consistency(
     result: np.ndarray, reference: np.ndarray, *, strength: float = 1.0, iterations: int = 2,
-    psf: np.ndarray | None = None,
+    psf: np.ndarray | None = None, out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Make the master, seen at the scan's size, reproduce the restored scan (iterative
     back-projection, Irani & Peleg 1991).
@@ -55,7 +95,7 @@ def consistency(
     params: dict[str, Any] = {"method": "iterative back-projection", "strength": strength,
                               "iterations": iterations, "psf_size": None if psf is None else int(psf.shape[0])}
     if strength == 0.0:
-        return result, {**params, "applied": False}
+        return (result if out is None else _copy_into(result, out)), {**params, "applied": False}
     h, w = reference.shape[:2]
     big_h, big_w = result.shape[:2]
     ref = reference.astype(np.float32, copy=False)
@@ -66,16 +106,25 @@ def consistency(
         small = cv2.resize(x, (w, h), interpolation=cv2.INTER_AREA)
         return small if kernel is None else cv2.filter2D(small, -1, kernel, borderType=cv2.BORDER_REFLECT_101)
 
-    out = result.astype(np.float32, copy=True)
+    out = _copy_into(result, _target(result, out))
+    bands = aligned_bands(big_h, h)
     errors = []
+
+    def rms(x: np.ndarray) -> float:
+        return float(np.sqrt(cv2.norm(x, cv2.NORM_L2SQR) / x.size))
+
     for _ in range(iterations):
-        residual = ref - seen(out)
-        errors.append(float(np.sqrt(np.mean(residual**2))))
+        residual = seen(out)
+        np.subtract(ref, residual, out=residual)  # in place: scan-sized arrays add up at 24 MP
+        errors.append(rms(residual))
         if adjoint is not None:
             residual = cv2.filter2D(residual, -1, adjoint, borderType=cv2.BORDER_REFLECT_101)
-        out += strength * cv2.resize(residual, (big_w, big_h), interpolation=cv2.INTER_CUBIC)
-        np.clip(out, 0.0, 1.0, out=out)
-    errors.append(float(np.sqrt(np.mean((ref - seen(out)) ** 2))))
+        for big, small in bands:  # the correction spread back a band at a time
+            correction = resize_rows(residual, big_w, big_h, big, small, cv2.INTER_CUBIC)
+            cv2.scaleAdd(correction, strength, out[big], dst=out[big])
+            np.clip(out[big], 0.0, 1.0, out=out[big])
+    residual = seen(out)
+    errors.append(rms(np.subtract(ref, residual, out=residual)))
     return out, {**params, "applied": True, "imaging_model": "area" + ("" if psf is None else " after the PSF"),
                  "rms_difference": [round(e * 255, 3) for e in errors]}  # 0-255 scale, before each pass and after
 
@@ -87,15 +136,21 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # Rec. 601, as cv2's 
 _STD_RATIO = (0.5, 2.0)
 
 
-def _lab_stats(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and (population) standard deviation, accumulated in float64 by OpenCV in
-    one pass: numpy's strided float64 std of a full-size master took ~0.1 s."""
-    mean, std = cv2.meanStdDev(np.ascontiguousarray(lab, dtype=np.float32))
-    return mean.ravel(), std.ravel()
+def _lab_stats(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel Lab mean and (population) standard deviation, a band at a time (the Lab
+    conversion of a whole master would be several master-sized float arrays), the bands' moments
+    combined in float64."""
+    count, total, squares = 0, np.zeros(3), np.zeros(3)
+    for rows in _row_bands(rgb.shape[0]):
+        mean, std = cv2.meanStdDev(to_lab(rgb[rows]))
+        n = (rows.stop - rows.start) * rgb.shape[1]
+        count, total, squares = count + n, total + mean.ravel() * n, squares + (std.ravel() ** 2 + mean.ravel() ** 2) * n
+    mean = total / count
+    return mean, np.sqrt(np.maximum(squares / count - mean**2, 0.0))
 
 
 def color_transfer(
-    result: np.ndarray, reference: np.ndarray, *, strength: float = 1.0,
+    result: np.ndarray, reference: np.ndarray, *, strength: float = 1.0, out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Give `result` the Lab mean and standard deviation of `reference` (Reinhard et al. 2001).
 
@@ -107,27 +162,29 @@ def color_transfer(
         raise ValueError(f"strength must be in [0, 1], got {strength}")
     params: dict[str, Any] = {"method": "reinhard-lab", "strength": strength}
     if strength == 0.0:
-        return result, {**params, "applied": False}
-    lab = to_lab(result)
-    mean_r, std_r = _lab_stats(lab)
-    mean_ref, std_ref = _lab_stats(to_lab(reference))
+        return (result if out is None else _copy_into(result, out)), {**params, "applied": False}
+    mean_r, std_r = _lab_stats(result)
+    mean_ref, std_ref = _lab_stats(reference)
     ratio = np.clip(std_ref / np.maximum(std_r, 1e-6), *_STD_RATIO)
     # lab + strength * (moved - lab), moved = (lab - mean_r) * ratio + mean_ref: one affine map per
     # channel, applied in a single pass.
     gain = 1.0 + strength * (ratio - 1.0)
     offset = strength * (mean_ref - mean_r * ratio)
-    out = from_lab(cv2.transform(lab, np.hstack([np.diag(gain), offset[:, None]]).astype(np.float32)))
+    affine = np.hstack([np.diag(gain), offset[:, None]]).astype(np.float32)
+    dst = _target(result, out)
+    for rows in _row_bands(result.shape[0]):
+        dst[rows] = from_lab(cv2.transform(to_lab(result[rows]), affine))
     params.update(
         applied=True,
         result_mean=[round(float(v), 4) for v in mean_r], result_std=[round(float(v), 4) for v in std_r],
         reference_mean=[round(float(v), 4) for v in mean_ref], reference_std=[round(float(v), 4) for v in std_ref],
         std_ratio=[round(float(v), 4) for v in ratio],
     )
-    return out, params
+    return dst, params
 
 
 def add_grain(
-    rgb: np.ndarray, *, amount: float = 0.01, seed: int = 0, size: float = 1.0,
+    rgb: np.ndarray, *, amount: float = 0.01, seed: int = 0, size: float = 1.0, out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Subtle monochrome film grain, the same for a given seed and image size.
 
@@ -141,20 +198,23 @@ def add_grain(
         raise ValueError(f"amount must be >= 0, got {amount}")
     params: dict[str, Any] = {"amount": amount, "seed": int(seed), "size": size}
     if amount == 0.0:
-        return rgb, {**params, "applied": False}
+        return (rgb if out is None else _copy_into(rgb, out)), {**params, "applied": False}
     src = rgb.astype(np.float32, copy=False)
     noise = np.random.default_rng(seed).standard_normal(src.shape[:2], dtype=np.float32)
     if size > 0.3:
         noise = cv2.GaussianBlur(noise, (0, 0), size, borderType=cv2.BORDER_REFLECT_101)
         noise /= max(float(noise.std()), 1e-12)  # back to unit variance: `amount` means the same at any size
-    y = src @ _LUMA
-    grain = amount * 4.0 * y * (1.0 - y) * noise
-    out = np.clip(src + grain[:, :, None], 0.0, 1.0).astype(np.float32)
-    return out, {**params, "applied": True, "weighting": "4*Y*(1-Y)", "channels": "monochrome"}
+    dst = _target(src, out)
+    for rows in _row_bands(src.shape[0]):
+        y = src[rows] @ _LUMA
+        grain = amount * 4.0 * y * (1.0 - y) * noise[rows]
+        np.clip(src[rows] + grain[:, :, None], 0.0, 1.0, out=dst[rows])
+    return dst, {**params, "applied": True, "weighting": "4*Y*(1-Y)", "channels": "monochrome"}
 
 
 def sharpen(
     rgb: np.ndarray, *, amount: float = 0.3, radius: float = 1.0, threshold: float = 0.01,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Minimal unsharp mask on luminance, the same correction added to R, G and B (no colour fringes).
 
@@ -166,10 +226,13 @@ def sharpen(
         raise ValueError(f"need amount >= 0, radius > 0, threshold >= 0; got {amount}, {radius}, {threshold}")
     params: dict[str, Any] = {"amount": amount, "radius": radius, "threshold": threshold}
     if amount == 0.0:
-        return rgb, {**params, "applied": False}
+        return (rgb if out is None else _copy_into(rgb, out)), {**params, "applied": False}
     src = rgb.astype(np.float32, copy=False)
-    y = src @ _LUMA
-    detail = y - cv2.GaussianBlur(y, (0, 0), radius, borderType=cv2.BORDER_REFLECT_101)
-    detail = np.sign(detail) * np.maximum(np.abs(detail) - threshold, 0.0)
-    out = np.clip(src + (amount * detail)[:, :, None], 0.0, 1.0).astype(np.float32)
-    return out, {**params, "applied": True, "channels": "luminance (Rec. 601)"}
+    y = src @ _LUMA  # whole luminance first: `out` may be `rgb`, and the blur reads across bands
+    blurred = cv2.GaussianBlur(y, (0, 0), radius, borderType=cv2.BORDER_REFLECT_101)
+    dst = _target(src, out)
+    for rows in _row_bands(src.shape[0]):
+        detail = y[rows] - blurred[rows]
+        detail = np.sign(detail) * np.maximum(np.abs(detail) - threshold, 0.0)
+        np.clip(src[rows] + (amount * detail)[:, :, None], 0.0, 1.0, out=dst[rows])
+    return dst, {**params, "applied": True, "channels": "luminance (Rec. 601)"}

@@ -27,14 +27,14 @@ from tasks import qa as qa_stage
 from tasks.capture import CaptureCheck, check_capture
 from tasks.deblur import deblur, psf_from_findings
 from tasks.fidelity import fidelity_check
-from tasks.finish import add_grain, color_transfer, consistency, fidelity_blend, sharpen
+from tasks.finish import add_grain, blended_at_scan_size, color_transfer, consistency, fidelity_blend, sharpen
 from tasks.failures import TOO_LARGE, TRANSIENT, ScanError, scan_boundary
-from tasks.imageio import DecodedImage, decode, from_float, inspect, to_float
+from tasks.imageio import DecodedImage, decode, from_float, inspect, quantize_in_place, to_float
 from tasks.limits import Limits
 from tasks.inpaint import inpaint
 from tasks.keys import stable_uuid
 from tasks.plan import Plan, plan_scan
-from tasks.restore import denoise_nlmeans, resize
+from tasks.restore import aligned_bands, denoise_nlmeans, resize_rows
 from tasks.review import review_sheet, write_review_sheet
 from tasks.tag import icc_problem, write_access, write_master
 from tasks.tone import clahe_luminance, levels, white_balance
@@ -52,7 +52,7 @@ class UpscalerLike(Protocol):
     last_inference_seconds: float
     last_execution: dict[str, Any]  # how the last call ran: precision, tile, overlap, batch ...
 
-    def upscale(self, rgb: np.ndarray, tile: int, overlap: int) -> np.ndarray: ...
+    def upscale(self, rgb: np.ndarray, tile: int, overlap: int, reduce: int = 1) -> np.ndarray: ...
 
 
 class DenoiserLike(Protocol):
@@ -171,11 +171,8 @@ def _master(run: _Run, image: DecodedImage) -> ScanOutcome:
         denoiser_available=kit.denoiser is not None, problems=report.problems,
         has_mask=report.scratch_mask is not None, face_detector_available=kit.faces is not None,
     )
-    rgb = to_float(image.pixels)
-    if image.is_gray:  # the models take RGB; the master goes back to one channel
-        rgb = np.repeat(rgb[:, :, None], 3, axis=2)
-
-    restored = _tone(run, plan, rgb)
+    # Each step's result replaces the last (no name keeps an earlier one alive: memory).
+    restored = _tone(run, plan, _model_input(image))
     restored = _cleanup(run, plan, restored, report.scratch_mask)
     restored = _denoise(run, plan, restored)
     restored = _deblur(run, plan, restored)
@@ -183,7 +180,14 @@ def _master(run: _Run, image: DecodedImage) -> ScanOutcome:
     master_rgb, faces, model_result = _finish(run, plan, recipe, ai, restored)
     flags = _guard(run, recipe, master_rgb if model_result is None else model_result, restored,
                    judged="the master" if model_result is None else "the model's result before the consistency step")
-    return _tag(run, image, recipe, plan, params, master_rgb, faces, flags)
+    return _tag(run, image, recipe, plan, params, master_rgb, faces, flags)  # consumes master_rgb
+
+
+def _model_input(image: DecodedImage) -> np.ndarray:
+    rgb = to_float(image.pixels)
+    if image.is_gray:  # the models take RGB; the master goes back to one channel
+        rgb = np.repeat(rgb[:, :, None], 3, axis=2)
+    return rgb
 
 
 # --- QA gate ---------------------------------------------------------------------------------
@@ -293,15 +297,15 @@ def _upscale(run: _Run, plan: Plan, recipe: Recipe, rgb: np.ndarray, upscaler: U
         tile, overlap = recipe.upscale.tile, recipe.upscale.tile_overlap
         model_seconds, execution = 0.0, {}
 
-        def model(x: np.ndarray) -> np.ndarray:
+        def model(x: np.ndarray, reduce: int) -> np.ndarray:
             nonlocal model_seconds, execution
-            out = upscaler.upscale(x, tile, overlap)
+            out = upscaler.upscale(x, tile, overlap, reduce)
             model_seconds += upscaler.last_inference_seconds
-            execution = _execution(upscaler.last_execution, execution)
+            execution = _execution(upscaler.last_execution, execution) | {"output_block_mean": reduce}
             return out
 
         out = upscale_to(rgb, plan.target_width, plan.target_height, plan.model_passes,
-                         model if plan.model_passes else None)
+                         model if plan.model_passes else None, upscaler.scale)
         run.model_time(model_seconds)
         h, w = rgb.shape[:2]
         params = {
@@ -331,24 +335,21 @@ def _finish(
     with run.timed("finish"):
         when = utc_now()
         used: dict[str, Any] = {}
-        out, used["color_transfer"] = color_transfer(ai, restored, strength=fin["color_transfer"])
-        classical = resize(restored, out.shape[1], out.shape[0]) if fin["fidelity_blend"] > 0 else None
+        # In place, band by band (tasks.finish): the model's output is not needed again, and a
+        # 24 MP scan's x2 master is 1.15 GB in float32 — one such array, not five.
+        out, used["color_transfer"] = color_transfer(ai, restored, strength=fin["color_transfer"], out=ai)
         judged = None
-        if fin["consistency"]:
-            # The guard compares at the scan's size: shrink now rather than hold another full-size copy.
-            h, w = restored.shape[:2]
-            judged = cv2.resize(fidelity_blend(out, restored, fin["fidelity_blend"], classical=classical), (w, h),
-                                interpolation=cv2.INTER_AREA)
+        if fin["consistency"]:  # the guard compares at the scan's size: shrunk now, band by band
+            judged = blended_at_scan_size(out, restored, fin["fidelity_blend"])
         psf = psf_from_findings(fin["consistency_blur"]) if fin["consistency_blur"] else None
-        out, used["consistency"] = consistency(out, restored, strength=fin["consistency"], psf=psf)
-        out = fidelity_blend(out, restored, fin["fidelity_blend"], classical=classical)
-        del classical
+        out, used["consistency"] = consistency(out, restored, strength=fin["consistency"], psf=psf, out=out)
+        out = fidelity_blend(out, restored, fin["fidelity_blend"], out=out)
         used["fidelity_blend"] = fin["fidelity_blend"]
         if plan.faces:
             out, faces = _protect_faces(run, plan, out, restored)
         seed = int(hashlib.sha256(f"{recipe.seed}:{run.job.original_sha256}".encode()).hexdigest()[:8], 16)
-        out, used["grain"] = add_grain(out, amount=fin["grain"], seed=seed)
-        out, used["sharpen"] = sharpen(out, amount=fin["sharpen"])
+        out, used["grain"] = add_grain(out, amount=fin["grain"], seed=seed, out=out)
+        out, used["sharpen"] = sharpen(out, amount=fin["sharpen"], out=out)
         run.add_step(RESTORATION, "finish",
                      f"colour transfer {fin['color_transfer']}, consistency {used['consistency']['strength'] if used['consistency']['applied'] else 'off'}, "
                      f"fidelity blend {fin['fidelity_blend']}, grain {fin['grain']}, sharpen {fin['sharpen']}",
@@ -357,7 +358,8 @@ def _finish(
 
 
 def _protect_faces(run: _Run, plan: Plan, out: np.ndarray, restored: np.ndarray) -> tuple[np.ndarray, list]:
-    """Inside faces, keep only `ai_share` of the model's result: likeness over enhancement."""
+    """Inside faces, keep only `ai_share` of the model's result: likeness over enhancement.
+    In place, and only in the bands of rows a face reaches."""
     from models.faces import blend_by_mask, face_mask  # light: OpenCV only
 
     when = utc_now()
@@ -367,11 +369,13 @@ def _protect_faces(run: _Run, plan: Plan, out: np.ndarray, restored: np.ndarray)
     sh, sw = restored.shape[:2]
     params = {**plan.faces, "faces": [f.to_dict() for f in faces]}
     if faces:
-        gentle = resize(restored, w, h)
         scaled = [(round(x * w / sw), round(y * h / sh), round(bw * w / sw), round(bh * h / sh))
                   for x, y, bw, bh in (f.box for f in faces)]
         mask = face_mask((h, w), scaled) * (1.0 - plan.faces["ai_share"])
-        out = blend_by_mask(out, gentle, mask)
+        for big, small in aligned_bands(h, sh):
+            if mask[big].any():
+                gentle = resize_rows(restored, w, h, big, small)
+                out[big] = blend_by_mask(out[big], gentle, mask[big])
     run.add_step(RESTORATION, "face-protection", f"{len(faces)} face(s) kept closer to the scan", params,
                  model=detector.agent, when=when)
     return out, faces
@@ -399,7 +403,7 @@ def _tag(
     with run.timed("tag"):
         when = utc_now()
         master_values = cv2.cvtColor(master_rgb, cv2.COLOR_RGB2GRAY) if image.is_gray else master_rgb
-        pixels = from_float(master_values, image.bit_depth)
+        pixels = quantize_in_place(np.ascontiguousarray(master_values, dtype=np.float32), image.bit_depth)  # float gone
         alpha = None
         if image.alpha is not None:
             alpha = from_float(
@@ -444,7 +448,7 @@ def _tag(
         )
         review = None
         if recipe.output.review_sheet and job.review_path:
-            review = _review(job, image, master_rgb, faces)
+            review = _review(job, image, pixels, faces)
     return ScanOutcome(
         derivation_key=job.derivation_key, original_sha256=job.original_sha256, status="mastered",
         qa=qa, resolved_recipe=resolved, plan_reasons=plan.reasons, flags=flags,
@@ -452,12 +456,11 @@ def _tag(
     )
 
 
-def _review(job: ScanJob, image: DecodedImage, master_rgb: np.ndarray, faces: list):
+def _review(job: ScanJob, image: DecodedImage, master: np.ndarray, faces: list):
     from tasks.atomic import sha256_file
     from tasks.types import WrittenFile
 
-    original = to_float(image.pixels)
-    sheet = review_sheet(original, master_rgb, faces=[f.box for f in faces][:3],
+    sheet = review_sheet(image.pixels, master, faces=[f.box for f in faces][:3],
                          title=f"{Path(job.original_path).name} → {Path(job.master_path).name}")
     path = Path(job.review_path)
     write_review_sheet(path, sheet)

@@ -41,9 +41,14 @@ def _to_uint8_rgb(values: np.ndarray) -> np.ndarray:
         values = np.repeat(values[:, :, None], 3, axis=2)
     if values.dtype == np.uint8:
         return values
-    if np.issubdtype(values.dtype, np.integer):
-        return (values.astype(np.float32) / np.iinfo(values.dtype).max * 255.0 + 0.5).astype(np.uint8)
-    return (np.clip(values, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    out = np.empty(values.shape, np.uint8)
+    for y in range(0, values.shape[0], 256):  # a band at a time: a master is large, its float copies larger
+        band = values[y : y + 256]
+        if np.issubdtype(values.dtype, np.integer):
+            out[y : y + 256] = band.astype(np.float32) / np.iinfo(values.dtype).max * 255.0 + 0.5
+        else:
+            out[y : y + 256] = np.clip(band, 0.0, 1.0) * 255.0 + 0.5
+    return out
 
 
 def _scale_to(img: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -55,19 +60,46 @@ def _scale_to(img: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(img, (width, height), interpolation=cv2.INTER_NEAREST if enlarging else cv2.INTER_AREA)
 
 
+_SEARCH_PIXELS = 4_000_000
+
+
 def sharpest_window(master: np.ndarray, size: int) -> Box:
     """The size x size window of the master with the highest Laplacian variance (its finest detail)."""
-    gray = cv2.cvtColor(_to_uint8_rgb(master), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    gray = cv2.cvtColor(_to_uint8_rgb(master), cv2.COLOR_RGB2GRAY)
     h, w = gray.shape
     size = min(size, h, w)
-    lap = cv2.Laplacian(gray, cv2.CV_32F, ksize=3)
-    mean = cv2.boxFilter(lap, -1, (size, size), normalize=True, borderType=cv2.BORDER_REFLECT_101)
-    mean_sq = cv2.boxFilter(lap * lap, -1, (size, size), normalize=True, borderType=cv2.BORDER_REFLECT_101)
+    # Large masters are searched on a grid of k x k blocks (at most ~4 MP of them): the Laplacian
+    # and its square block-averaged at full resolution, a band of rows at a time, so the detail
+    # measured is still the master's finest, without master-sized float maps.
+    k = max(1, min(size, int(np.ceil(np.sqrt(h * w / _SEARCH_PIXELS)))))
+    bh, bw, bs = h // k, w // k, max(1, size // k)
+    moment1, moment2 = _laplacian_moments(gray, k)
+    mean = cv2.boxFilter(moment1, -1, (bs, bs), normalize=True, borderType=cv2.BORDER_REFLECT_101)
+    mean_sq = cv2.boxFilter(moment2, -1, (bs, bs), normalize=True, borderType=cv2.BORDER_REFLECT_101)
     var = mean_sq - mean * mean
-    half = size // 2  # the filter is centred: keep only windows fully inside the image
-    valid = var[half : h - (size - half) + 1, half : w - (size - half) + 1]
+    half = bs // 2  # the filter is centred: keep only windows fully inside the image
+    valid = var[half : bh - (bs - half) + 1, half : bw - (bs - half) + 1]
     y, x = np.unravel_index(int(np.argmax(valid)), valid.shape)
-    return int(x), int(y), size, size
+    return min(int(x) * k, w - size), min(int(y) * k, h - size), size, size
+
+
+def _laplacian_moments(gray: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of the Laplacian and of its square over k x k blocks (k = 1: per pixel). Each band
+    of rows is filtered with one real row either side (the 3x3 kernel's reach), so the bands
+    put together are the whole image's Laplacian."""
+    h, w = gray.shape
+    bh, bw = h // k, w // k
+    moment1, moment2 = np.empty((bh, bw), np.float32), np.empty((bh, bw), np.float32)
+    rows = k * max(1, 256 // k)
+    for y0 in range(0, bh * k, rows):
+        y1 = min(bh * k, y0 + rows)
+        a0, a1 = max(0, y0 - 1), min(h, y1 + 1)
+        lap = cv2.Laplacian(gray[a0:a1], cv2.CV_32F, ksize=3)[y0 - a0 : y1 - a0, : bw * k]
+        shape = (bw, (y1 - y0) // k)
+        moment1[y0 // k : y1 // k] = lap if k == 1 else cv2.resize(lap, shape, interpolation=cv2.INTER_AREA)
+        np.multiply(lap, lap, out=lap)
+        moment2[y0 // k : y1 // k] = lap if k == 1 else cv2.resize(lap, shape, interpolation=cv2.INTER_AREA)
+    return moment1, moment2
 
 
 def _face_window(face: Box, sx: float, sy: float, size: int, mw: int, mh: int) -> Box:

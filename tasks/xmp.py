@@ -264,11 +264,18 @@ def _carried_exif(exif: dict[str, Any]) -> dict[str, Any]:
         if len(parts) != 3:
             continue
         group, tag = parts[1], parts[2]
+        if tag == "ImageDescription" and _structural_description(value):
+            continue  # tifffile's / ImageJ's description of the scan's array shape, not of the picture
         if (group == "Image" and tag in _EXIF_IMAGE_KEEP) or group == "GPSInfo" or (
             group == "Photo" and tag not in _EXIF_PHOTO_DROP
         ):
             out[key] = value
     return out
+
+
+def _structural_description(value: Any) -> bool:
+    text = str(value).lstrip()
+    return text.startswith('{"shape":') or text.startswith("ImageJ=")
 
 
 def _xmp_property(key: str) -> str:

@@ -123,3 +123,21 @@ def test_select_device() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="no CUDA device"):
             select_device("cuda")
+
+
+@pytest.mark.parametrize("tile", [0, 40])
+def test_output_reduced_tile_by_tile_is_the_area_resize_of_the_full_output(
+        upscaler: Upscaler, shared_data: Path, read_rgb, tile: int) -> None:
+    """An x4 model asked for x2 block-averages each tile on the way out: the same pixels as the
+    area resize of the whole x4 output (float rounding apart), without ever holding that output;
+    and the result is a contiguous HWC array (no copy made on the way to numpy)."""
+    import cv2
+
+    lr = read_rgb(shared_data / "sr_gt" / "Set5" / "LR_bicubic" / "X4" / "birdx4.png")[:60, :70]
+    full = upscaler.upscale(lr, tile=tile, overlap=0)
+    reduced = upscaler.upscale(lr, tile=tile, overlap=0, reduce=2)
+    assert reduced.shape == (120, 140, 3) and reduced.flags["C_CONTIGUOUS"]
+    area = cv2.resize(full, (140, 120), interpolation=cv2.INTER_AREA)
+    assert np.abs(reduced - area).max() < 1e-5
+    with pytest.raises(ValueError, match="divisor of the scale"):
+        upscaler.upscale(lr, tile=tile, reduce=3)

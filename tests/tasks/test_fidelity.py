@@ -100,3 +100,20 @@ def test_identity_grayscale_16bit_and_tiny_inputs(shared_data):
     assert not strict.passed and strict.reason
     tiny = np.random.default_rng(0).random((5, 4, 3)).astype(np.float32)
     assert fidelity_check(resize(tiny, 8, 10), tiny).ssim > 0.5
+
+
+def test_banded_ssim_is_skimages_on_the_whole_image(shared_data, monkeypatch):
+    """The guard measures a tall scan a band of rows at a time (memory); the mean and the map are
+    skimage's on the whole image up to float rounding."""
+    import tasks.fidelity as fidelity
+    from skimage.metrics import structural_similarity
+
+    ref = cv2.cvtColor(decode(shared_data / "sr_gt/McMaster/1.tif", max_pixels=10**8).pixels, cv2.COLOR_RGB2GRAY)
+    ref = (ref / 255.0).astype(np.float32)
+    shown = np.clip(ref + np.random.default_rng(0).normal(0, 0.03, ref.shape), 0, 1).astype(np.float32)
+    whole, whole_map = structural_similarity(ref, shown, full=True, data_range=1.0, gaussian_weights=True,
+                                             sigma=1.5, use_sample_covariance=False)
+    monkeypatch.setattr(fidelity, "_BAND_ROWS", 60)
+    banded, banded_map = fidelity._ssim(ref, shown)
+    assert ref.shape[0] > 2 * 60
+    assert abs(banded - whole) < 1e-6 and np.abs(banded_map - whole_map).max() < 1e-5

@@ -171,3 +171,48 @@ def test_consistency_through_the_diagnosed_blur_keeps_the_master_sharp(shared_da
     reblurred = cv2.filter2D(_area(aware, w // 2, h // 2), -1, psf, borderType=cv2.BORDER_REFLECT_101)
     assert _psnr(reblurred, blurred_scan) > _psnr(
         cv2.filter2D(_area(sharp_guess, w // 2, h // 2), -1, psf, borderType=cv2.BORDER_REFLECT_101), blurred_scan)
+
+
+@pytest.mark.parametrize("size", [(72, 90, 144, 180), (250, 300, 960, 1152), (97, 101, 388, 404), (300, 280, 150, 140)])
+def test_band_by_band_resampling_is_the_whole_image_resize(shared_data, size):
+    """Finishing resamples the restored scan to the master's size a band of rows at a time (a
+    24 MP scan's x2 master is 1.15 GB in float32): the bands put together are the whole resize,
+    up to float rounding, for integer and fractional scales, enlarging (Lanczos, cubic) and
+    shrinking (area)."""
+    from tasks.restore import aligned_bands, resize_rows
+
+    h, w, big_h, big_w = size
+    src = cv2.resize(_rgb(shared_data, "sr_gt/McMaster/1.tif"), (w, h), interpolation=cv2.INTER_AREA)
+    for interpolation in (None, cv2.INTER_CUBIC):
+        whole = resize(src, big_w, big_h) if interpolation is None else \
+            cv2.resize(src, (big_w, big_h), interpolation=interpolation)
+        bands = aligned_bands(big_h, h)
+        pieces = np.concatenate([resize_rows(src, big_w, big_h, big, small, interpolation) for big, small in bands])
+        assert pieces.shape == whole.shape
+        assert np.abs(pieces - whole).max() < 1e-4, (size, interpolation)
+    if big_h > 200:
+        assert len(bands) > 1  # really in bands
+
+
+def test_finishing_in_place_band_by_band_matches_the_whole_image_steps(shared_data):
+    """The pipeline finishes the model's output in place; each step gives what it gives on a new
+    array, and the guard's scan-size view of the blend equals shrinking the full-size blend."""
+    from tasks.finish import blended_at_scan_size
+
+    restored = _rgb(shared_data, "sr_gt/CBSD68/19021.png")
+    h, w = restored.shape[:2]
+    ai = _model_shift(resize(restored, 2 * w, 2 * h))
+    expected_small = cv2.resize(fidelity_blend(ai, restored, 0.3), (w, h), interpolation=cv2.INTER_AREA)
+    assert np.abs(blended_at_scan_size(ai, restored, 0.3) - expected_small).max() < 1e-5
+
+    fresh = [color_transfer(ai, restored)[0], consistency(ai, restored)[0], fidelity_blend(ai, restored, 0.3),
+             add_grain(ai, amount=0.02, seed=3)[0], sharpen(ai, amount=0.5)[0]]
+    in_place = []
+    for step in (lambda x: color_transfer(x, restored, out=x)[0], lambda x: consistency(x, restored, out=x)[0],
+                 lambda x: fidelity_blend(x, restored, 0.3, out=x), lambda x: add_grain(x, amount=0.02, seed=3, out=x)[0],
+                 lambda x: sharpen(x, amount=0.5, out=x)[0]):
+        x = ai.copy()
+        assert step(x) is x
+        in_place.append(x)
+    for a, b in zip(fresh, in_place):
+        assert np.abs(a - b).max() < 1e-6

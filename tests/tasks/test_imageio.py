@@ -141,3 +141,14 @@ def test_exif_orientation_is_applied_like_viewers_do(tmp_path, shared_data, orie
     src.save(path, exif=exif)
     expected = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
     np.testing.assert_array_equal(decode(path, max_pixels=MAX).pixels, expected)
+
+
+@pytest.mark.parametrize("bit_depth", [8, 16])
+def test_quantizing_in_place_gives_from_floats_pixels_in_the_floats_memory(bit_depth):
+    from tasks.imageio import from_float, quantize_in_place
+
+    values = np.random.default_rng(1).uniform(-0.1, 1.1, (700, 33, 3)).astype(np.float32)
+    expected = from_float(values, bit_depth)
+    out = quantize_in_place(values, bit_depth)
+    assert np.shares_memory(out, values)
+    assert out.dtype == expected.dtype and np.array_equal(out, expected)

@@ -107,9 +107,9 @@ class _InventingUpscaler:
         self.last_inference_seconds = 0.0
         self.last_execution: dict = {}
 
-    def upscale(self, rgb: np.ndarray, tile: int, overlap: int) -> np.ndarray:
+    def upscale(self, rgb: np.ndarray, tile: int, overlap: int, reduce: int = 1) -> np.ndarray:
         h, w = rgb.shape[:2]
-        out = self.real.upscale(np.ascontiguousarray(self.other[:h, :w]), tile, overlap)
+        out = self.real.upscale(np.ascontiguousarray(self.other[:h, :w]), tile, overlap, reduce)
         self.last_inference_seconds = self.real.last_inference_seconds
         self.last_execution = self.real.last_execution
         return out
@@ -149,8 +149,8 @@ class _FidelityCard:
         self.last_inference_seconds = 0.0
         self.last_execution: dict = {}
 
-    def upscale(self, rgb: np.ndarray, tile: int, overlap: int) -> np.ndarray:
-        out = self.real.upscale(rgb, tile, overlap)
+    def upscale(self, rgb: np.ndarray, tile: int, overlap: int, reduce: int = 1) -> np.ndarray:
+        out = self.real.upscale(rgb, tile, overlap, reduce)
         self.last_inference_seconds = self.real.last_inference_seconds
         self.last_execution = self.real.last_execution
         return out

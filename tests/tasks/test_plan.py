@@ -197,3 +197,14 @@ def test_a_toned_print_keeps_its_tone_unless_the_recipe_asks():
     colourful = {**sepia, "color_cast": {**sepia["color_cast"], "chroma_residual": 12.0}}
     cast = plan_scan(ARCHIVAL, colourful, 100, 80, model_scale=4, denoiser_available=True, problems={"color_cast"})
     assert cast.white_balance is not None
+
+
+def test_the_model_output_is_reduced_only_as_far_as_the_target_allows() -> None:
+    from tasks.upscale import output_reduction
+
+    assert output_reduction(100, 150, 4, 300, 200) == 2  # x4 model, x2 target: block mean of 2
+    assert output_reduction(100, 150, 4, 150, 100) == 4  # x1 target (cleanup only): down to x1
+    assert output_reduction(100, 150, 4, 301, 200) == 1  # just over x2: the full x4 output is needed
+    assert output_reduction(100, 150, 4, 600, 400) == 1
+    assert output_reduction(100, 150, 2, 300, 200) == 1  # an x2 model at x2
+    assert output_reduction(100, 150, 3, 150, 100) == 3

@@ -44,6 +44,20 @@ def test_sharpest_region_is_the_sharp_patch(shared_data):
     assert 2 * py - 8 <= y and y + h <= 2 * py + 80 + 8
 
 
+def test_sharpest_region_of_a_large_master_is_found_on_its_block_grid(shared_data, monkeypatch):
+    """Above a few MP the search runs on block averages of the Laplacian (no master-sized float
+    maps): the window still lands on the sharp patch."""
+    import tasks.review as review
+
+    original, (px, py) = _smooth_with_sharp_patch(shared_data)
+    master = resize(original, 1280, 960)  # 4x: the patch is 160x160 at (4px, 4py)
+    monkeypatch.setattr(review, "_SEARCH_PIXELS", 100_000)  # k = 4 on this 1.2 MP master
+    x, y, w, h = sharpest_window(master, 128)
+    assert (w, h) == (128, 128)
+    assert 4 * px - 16 <= x and x + w <= 4 * px + 160 + 16
+    assert 4 * py - 16 <= y and y + h <= 4 * py + 160 + 16
+
+
 def test_sheet_layout_and_crops_come_from_the_right_place(shared_data):
     original, _ = _smooth_with_sharp_patch(shared_data)
     master = resize(original, 640, 480)

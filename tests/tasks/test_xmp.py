@@ -393,3 +393,17 @@ def test_exiftool_reads_history_source_type_and_namespace(tmp_path: Path) -> Non
     assert info["RecipeHash"] == record.recipe["hash"]
     assert NS_URI in subprocess.run(["exiftool", "-XMP", "-b", str(master)],
                                     capture_output=True, text=True, check=True).stdout
+
+
+def test_a_scans_array_shape_description_is_not_carried_to_the_master(tmp_path: Path) -> None:
+    """tifffile writes '{"shape": [h, w, 3]}' into ImageDescription; carried into an x2 master it
+    would misdescribe it (tifffile warns "shaped series shape does not match page shape")."""
+    import tifffile
+
+    original = tmp_path / "scan.tif"
+    tifffile.imwrite(original, np.zeros((16, 24, 3), np.uint8), photometric="rgb")  # default: shape JSON
+    assert read_source_metadata(original).exif.get("Exif.Image.ImageDescription", "").startswith('{"shape"')
+    master = blank_tiff(tmp_path / "master.tif", (32, 48, 3))
+    embed(master, make_record(original), read_source_metadata(original))
+    with tifffile.TiffFile(master) as tif:
+        assert "shape" not in (tif.pages[0].description or "")
