@@ -337,6 +337,8 @@ def _finish(
         used: dict[str, Any] = {}
         # In place, band by band (tasks.finish): the model's output is not needed again, and a
         # 24 MP scan's x2 master is 1.15 GB in float32 — one such array, not five.
+        if np.shares_memory(ai, restored):  # no model pass at the scan's size: the same array
+            ai = ai.copy()
         out, used["color_transfer"] = color_transfer(ai, restored, strength=fin["color_transfer"], out=ai)
         judged = None
         if fin["consistency"]:  # the guard compares at the scan's size: shrunk now, band by band
