@@ -1,4 +1,4 @@
-"""One large 16-bit scan mastered x2: peak memory, time per stage, and a seam check.
+"""One large 16-bit scan mastered x2 (or --scale): peak memory, time per stage, and a seam check.
 
 A 16-bit RGB TIFF of --size (default 6000x4000, 24 MP) is made from a real photograph (enlarged,
 with a little grain so it is not flat), then mastered by the worker's own path (models loaded as
@@ -9,7 +9,8 @@ Seam check: the mean absolute step between neighbouring columns (and rows) of th
 model's tile boundaries, against the same statistic over all columns (rows): a seam shows as a
 ratio well above 1.
 
-Usage: python bench/large_scan.py [--size 6000x4000] [--precision auto]
+Usage: python bench/large_scan.py [--size 6000x4000] [--precision auto] [--scale 2]
+(--size 12000x10000 --scale 1: a 120 MP scan cleaned up at its own size, no model pass.)
 """
 
 from __future__ import annotations
@@ -63,9 +64,9 @@ from tasks.keys import derivation_key, stable_uuid
 from tasks.pipeline import process_scan
 from tasks.types import ScanJob
 
-scan, out, precision = Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
+scan, out, precision, scale = Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4], float(sys.argv[5])
 cfg = Settings(precision=precision)
-recipe = load_recipe("archival").with_target(scale=2)
+recipe = load_recipe("archival").with_target(scale=scale)
 models = resolve_recipe_models(recipe, cfg)
 kit, _ = build_toolkit(cfg.models_dir, "cpu", models.upscale_models, models.denoiser, None, None,
                        models.precision, cfg.tile)
@@ -122,6 +123,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default="6000x4000")
     ap.add_argument("--precision", default="auto")
+    ap.add_argument("--scale", type=float, default=2.0)
     args = ap.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     env = {**os.environ, "RESTORIUM_MODELS_DIR": os.environ.get("RESTORIUM_MODELS_DIR") or str(SHARED / "models")}
@@ -130,9 +132,9 @@ def main() -> None:
         t = time.perf_counter()
         _make_scan(scan, width, height)
         print(f"16-bit RGB scan {width}x{height} ({width * height / 1e6:.0f} MP, "
-              f"{scan.stat().st_size / 2**20:.0f} MiB) made in {time.perf_counter() - t:.0f} s; mastering x2 ...",
+              f"{scan.stat().st_size / 2**20:.0f} MiB) made in {time.perf_counter() - t:.0f} s; mastering x{args.scale:g} ...",
               flush=True)
-        child = subprocess.run([sys.executable, "-c", _CHILD, str(REPO), str(scan), str(out), args.precision],
+        child = subprocess.run([sys.executable, "-c", _CHILD, str(REPO), str(scan), str(out), args.precision, str(args.scale)],
                                capture_output=True, text=True, env=env, cwd=REPO)
         if child.returncode:
             print(child.stderr[-3000:])
@@ -148,7 +150,7 @@ def main() -> None:
         print(f"wall {result['seconds']:.0f} s; stages: "
               + ", ".join(f"{k} {v:.1f} s" for k, v in result["timings"].items()))
         if result["master"]:
-            cols, rows = _seam_ratio(Path(result["master"]), result["tile"] or 0, 2.0)
+            cols, rows = _seam_ratio(Path(result["master"]), result["tile"] or 0, args.scale)
             print(f"seam check: step at tile boundaries / mean step = {cols:.3f} (columns), {rows:.3f} (rows); "
                   "1.0 = no seam")
 
