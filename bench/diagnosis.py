@@ -1,7 +1,7 @@
 """Diagnosis benchmark: do the findings see the degradations that were put in, and only those?
 
 Clean real photographs from ../shared/data (McMaster 18, CBSD68 68, Set5 HR 5) are degraded one
-way at a time with known parameters (tasks/samples.py), seeded per image:
+way at a time with known parameters (tasks/demo/samples.py), seeded per image:
 
   defocus   Gaussian sigma U(1.5, 4) px                 expect blur.type == defocus
   motion    length U(7, 25) px, angle U(0, 180) deg      expect blur.type == motion (angle, length)
@@ -43,17 +43,17 @@ sys.path.insert(0, str(REPO))
 DATA = REPO.parent / "shared" / "data"
 
 from config.recipe import load_recipe  # noqa: E402
-from tasks import samples  # noqa: E402
-from tasks.diagnosis import blur as blur_mod  # noqa: E402
-from tasks.diagnosis import diagnose, phash_distance  # noqa: E402
-from tasks.diagnosis import jpeg as jpeg_mod  # noqa: E402
-from tasks.diagnosis import noise as noise_mod  # noqa: E402
-from tasks.diagnosis import scratches as scratch_mod  # noqa: E402
-from tasks.diagnosis import skew as skew_mod  # noqa: E402
-from tasks.diagnosis import tone as tone_mod  # noqa: E402
-from tasks.diagnosis.views import Views  # noqa: E402
-from tasks.imageio import DecodedImage, decode  # noqa: E402
-from tasks.inpaint import dilate_mask  # noqa: E402
+from tasks.demo import samples  # noqa: E402
+from tasks.qa.diagnosis import blur as blur_mod  # noqa: E402
+from tasks.qa.diagnosis import diagnose, phash_distance  # noqa: E402
+from tasks.qa.diagnosis import jpeg as jpeg_mod  # noqa: E402
+from tasks.qa.diagnosis import noise as noise_mod  # noqa: E402
+from tasks.qa.diagnosis import scratches as scratch_mod  # noqa: E402
+from tasks.qa.diagnosis import skew as skew_mod  # noqa: E402
+from tasks.qa.diagnosis import tone as tone_mod  # noqa: E402
+from tasks.qa.diagnosis.views import Views  # noqa: E402
+from tasks.files.imageio import DecodedImage, decode  # noqa: E402
+from tasks.steps.inpaint import dilate_mask  # noqa: E402
 
 ARCHIVAL_DILATE = load_recipe("archival").cleanup.dilate
 

@@ -2,7 +2,7 @@
 
 A 16-bit RGB TIFF of --size (default 6000x4000, 24 MP) is made from a real photograph (enlarged,
 with a little grain so it is not flat), then mastered by the worker's own path (models loaded as
-a worker loads them, tasks.pipeline.process_scan, archival recipe at x2, precision auto) in a
+a worker loads them, tasks.steps.pipeline.process_scan, archival recipe at x2, precision auto) in a
 child process whose peak RSS is printed beside the target (≤ 4 GB).
 
 Seam check: the mean absolute step between neighbouring columns (and rows) of the master at the
@@ -32,7 +32,7 @@ import json, os, resource, sys, threading, time
 from contextlib import contextmanager
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-import tasks.pipeline as pipeline
+import tasks.steps.pipeline as pipeline
 
 # Peak resident memory per stage: a sampler thread reads /proc every 10 ms and charges the stage
 # the pipeline last entered (its own timing context says which).
@@ -58,11 +58,11 @@ from config.recipe import load_recipe
 from config.version import software_version
 from flows.models_setup import resolve_recipe_models
 from config.settings import Settings
-from models.actors import build_toolkit
-from tasks.ingest import ingest_file, ingest_steps
-from tasks.keys import derivation_key, stable_uuid
-from tasks.pipeline import process_scan
-from tasks.types import ScanJob
+from flows.actors import build_toolkit
+from tasks.files.ingest import ingest_file, ingest_steps
+from tasks.records.keys import derivation_key, stable_uuid
+from tasks.steps.pipeline import process_scan
+from tasks.records.types import ScanJob
 
 scan, out, precision, scale = Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4], float(sys.argv[5])
 cfg = Settings(precision=precision)

@@ -7,7 +7,7 @@ of it — and brought back to the clean size three ways, in one run:
   bicubic      cv2.resize(INTER_CUBIC) x4
   cli          RealESRGANer with realesr-general-x4v3, outscale 4 (the Real-ESRGAN CLI path:
                inference_realesrgan.py -n realesr-general-x4v3 -s 4, tile 0)
-  restorium    the whole pipeline (tasks.pipeline.process_scan: QA, plan, restoration steps,
+  restorium    the whole pipeline (tasks.steps.pipeline.process_scan: QA, plan, restoration steps,
                upscale, finish) with a recipe (default: the archival preset) at --scale 4; the
                archival upscaler is restorium-fidelity-x4v3 where RESTORIUM_MODELS_DIR holds it
                (`make fidelity-weights`, trained on the CBSD68 photographs listed by --held-out,
@@ -78,7 +78,7 @@ def _degradations(clean: np.ndarray, seed: int) -> dict[str, np.ndarray]:
     """Low-resolution scans with the clean image as ground truth (x4 smaller)."""
     import cv2
 
-    from tasks import samples
+    from tasks.demo import samples
 
     h, w = clean.shape[:2]
     small = cv2.resize(clean, (w // 4, h // 4), interpolation=cv2.INTER_AREA)
@@ -111,12 +111,12 @@ class _Restorium:
 
         from config.recipe import load_recipe
         from config.version import software_version
-        from models.actors import host_agent
+        from models.agents import host_agent
         from models.faces import FaceDetector
         from models.upscaler import Denoiser, Upscaler
         from models.weights import WeightsNotFoundError, resolve
-        from tasks.pipeline import Toolkit
-        from tasks.types import AgentInfo
+        from tasks.steps.pipeline import Toolkit
+        from tasks.records.types import AgentInfo
 
         torch.set_num_threads(os.cpu_count() or 1)
         self.recipe = load_recipe(recipe_name).with_target(scale=4)
@@ -144,11 +144,11 @@ class _Restorium:
     def __call__(self, lr: np.ndarray) -> np.ndarray:
         from PIL import Image
 
-        from tasks.imageio import decode
-        from tasks.ingest import ingest_file
-        from tasks.keys import derivation_key, stable_uuid
-        from tasks.pipeline import process_scan
-        from tasks.types import ScanJob
+        from tasks.files.imageio import decode
+        from tasks.files.ingest import ingest_file
+        from tasks.records.keys import derivation_key, stable_uuid
+        from tasks.steps.pipeline import process_scan
+        from tasks.records.types import ScanJob
 
         self.count += 1
         path = self.workdir / f"scan{self.count}.png"

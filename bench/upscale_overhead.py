@@ -48,13 +48,13 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from models.actors import _cpu_model
+    from models.agents import _cpu_model
     from models.precision import cpu_flags, resolve_precision
     from models.torch_compat import ensure_basicsr_importable
     from models.upscaler import Upscaler
     from models.weights import resolve
-    from tasks.imageio import decode, to_float
-    from tasks.restore import resize
+    from tasks.files.imageio import decode, to_float
+    from tasks.steps.restore import resize
 
     paths = sorted(p for p in args.images.iterdir() if p.suffix.lower() in {".png", ".jpg", ".tif", ".tiff"})
     if args.limit:

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, select
 
 from catalog.schema import Agent, Event, EventAgent, EventFile
 from catalog.sql import agent_key, chunked, format_when, insert_ignore, parse_when, strict_json, unique
-from tasks.types import AgentInfo, StepRecord
+from tasks.records.types import AgentInfo, StepRecord
 
 
 @dataclass

@@ -1,6 +1,6 @@
-"""Audit: how a master was made, rebuilt from the catalog as a tasks.types.AuditRecord.
+"""Audit: how a master was made, rebuilt from the catalog as a tasks.records.types.AuditRecord.
 
-The same record can be read from the master's own XMP (tasks.xmp); the two must compare equal,
+The same record can be read from the master's own XMP (tasks.files.xmp); the two must compare equal,
 so steps come back exactly as recorded: same event uuids, times, parameters, agents in order.
 """
 
@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Row, select
 from catalog.events import load_steps
 from catalog.schema import Event, EventFile, File, Item, Run
 from catalog.sql import unique
-from tasks.types import APPROVAL, DIGEST, FIXITY_CHECK, INGESTION, REJECTION, REPRODUCTION, AgentInfo, AuditRecord, StepRecord
+from tasks.records.types import APPROVAL, DIGEST, FIXITY_CHECK, INGESTION, REJECTION, REPRODUCTION, AgentInfo, AuditRecord, StepRecord
 
 # Events about a file once it exists: never part of how it was made (and an original may gather
 # years of fixity checks, which the audit need not read).

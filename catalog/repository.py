@@ -25,8 +25,8 @@ from catalog.schema import (
 from catalog.sql import (
     agent_key, chunked, derived_key, insert_ignore, insert_ignore_one, item_uuid, original_key, original_uuid, unique,
 )
-from tasks.records import ItemRecord
-from tasks.types import (
+from tasks.records.item_record import ItemRecord
+from tasks.records.types import (
     DIGEST, INGESTION, VALIDATION, AgentInfo, AuditRecord, OriginalFacts, ScanOutcome, StepRecord, WrittenFile,
 )
 

@@ -132,7 +132,7 @@ class RunEntry(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
     path: Mapped[str] = mapped_column(Text)  # as found under the run's folder
     outcome: Mapped[str] = mapped_column(String(16))
-    kind: Mapped[str | None] = mapped_column(String(32))  # a failure's kind (tasks.failures)
+    kind: Mapped[str | None] = mapped_column(String(32))  # a failure's kind (tasks.records.failures)
     reason: Mapped[str | None] = mapped_column(Text)
     sha256: Mapped[str | None] = mapped_column(String(64), index=True)  # NULL: never read
 
@@ -175,7 +175,7 @@ class File(Base):
     recipe_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     resolved_recipe: Mapped[dict[str, Any] | None]
     plan_reasons: Mapped[list[Any] | None]
-    # Masters: sha256 of the decoded pixels (tasks.digest), the identity `reproduce` compares.
+    # Masters: sha256 of the decoded pixels (tasks.files.digest), the identity `reproduce` compares.
     pixel_sha256: Mapped[str | None] = mapped_column(String(64))
 
 

@@ -12,15 +12,15 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
-from tasks.keys import stable_uuid
-from tasks.types import AgentInfo
+from tasks.records.keys import stable_uuid
+from tasks.records.types import AgentInfo
 
 T = TypeVar("T")
 
 # Well under SQLite's and PostgreSQL's bound-parameter limits.
 CHUNK = 500
 
-WHEN_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # tasks.types.utc_now
+WHEN_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # tasks.records.types.utc_now
 
 
 def chunked(values: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:

@@ -2,7 +2,7 @@
 
 A profile (config/capture_profiles/NAME.yaml, or any YAML file by path) names the guideline it
 follows and lists rules; each rule says whether missing it fails the scan or only warns. Rules
-left out are not checked. tasks.capture.check_capture applies a profile to one scan.
+left out are not checked. tasks.qa.capture.check_capture applies a profile to one scan.
 """
 
 from __future__ import annotations

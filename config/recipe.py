@@ -99,7 +99,7 @@ class FinishStep(_Strict):
     fidelity_blend: float = Field(0.2, ge=0, le=1)
     # Lab mean/std transfer from the restored scan: undoes the model's colour drift.
     color_transfer: float = Field(1.0, ge=0, le=1)
-    # Back-projection onto the restored scan (tasks.finish.consistency): the master, shrunk to the
+    # Back-projection onto the restored scan (tasks.steps.finish.consistency): the master, shrunk to the
     # scan's size, reproduces it. Off by default so older recipe files keep their meaning.
     consistency: float = Field(0.0, ge=0, le=1)
     # Colour transfer and consistency pull a GAN-trained model's colour drift and invented structure

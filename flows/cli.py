@@ -233,7 +233,7 @@ def audit(
         return
     later: list = []
     if from_file:
-        from tasks.xmp import ProvenanceError, read_provenance
+        from tasks.files.xmp import ProvenanceError, read_provenance
 
         try:
             record = read_provenance(master.resolve())
@@ -241,7 +241,7 @@ def audit(
             fail(str(exc))
     else:
         from catalog.repository import Catalog
-        from tasks.atomic import sha256_file
+        from tasks.files.atomic import sha256_file
 
         cfg = _settings(home=home, catalog_url=catalog_url)
         actual = sha256_file(master)
@@ -367,7 +367,7 @@ def models_import(
 
 def _image_files(paths: list[Path]) -> list[Path]:
     """The files given, and the scans under the folders given (searched recursively)."""
-    from tasks.ingest import discover
+    from tasks.files.ingest import discover
 
     files: list[Path] = []
     for path in paths:
@@ -432,7 +432,7 @@ def qa(
 ) -> None:
     """Diagnose scans without changing anything: verdict, reasons and findings per file."""
     from config.capture import CaptureProfileError, load_capture_profile
-    from tasks.checkup import check_file
+    from tasks.qa.checkup import check_file
 
     try:
         chosen = load_capture_profile(profile) if profile else None

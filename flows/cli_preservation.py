@@ -50,8 +50,8 @@ def _line(text: str) -> None:
 def item_export(master: Path, fmt: str, cfg: Any) -> None:
     """Print the PREMIS XML (validated) or the same record as JSON for the master's item."""
     from catalog.repository import Catalog
-    from tasks import premis
-    from tasks.atomic import sha256_file
+    from tasks.preservation import premis
+    from tasks.files.atomic import sha256_file
 
     with Catalog.open(cfg.resolved_catalog_url) as catalog:
         ref = catalog.file_ref(path=str(master.resolve()), sha256=sha256_file(master))
@@ -86,7 +86,7 @@ def print_later_events(events: list[Any]) -> None:
 def _decide(decision: str, master: Path, by: str, comment: str, home: Path | None, catalog_url: str | None) -> None:
     from catalog.repository import Catalog
     from flows.review.actions import record_decision
-    from tasks.atomic import sha256_file
+    from tasks.files.atomic import sha256_file
 
     if not master.is_file():
         fail(f"{master}: no such file")
@@ -164,7 +164,7 @@ def fixity(
     """Re-hash originals, masters, access copies and review sheets; record a fixity-check event per
     file; report changed and missing files. Exit 1 when any check failed."""
     from flows.progress import set_reporter
-    from tasks.fixity import parse_age
+    from tasks.preservation.fixity import parse_age
 
     if older_than:
         try:
@@ -302,8 +302,8 @@ def export_bag(
     """Write a BagIt bag (sha256 + sha512 manifests) of the items' originals, masters, access
     copies, review sheets, PREMIS XML and JSON provenance; DEST must be new or empty."""
     from catalog.repository import Catalog
-    from tasks.atomic import sha256_file
-    from tasks.bag import BagError, BagItem, make_bag
+    from tasks.files.atomic import sha256_file
+    from tasks.preservation.bag import BagError, BagItem, make_bag
 
     if len(items) < 2:
         fail("give at least one ITEM and the DEST folder")

@@ -12,7 +12,7 @@ import numpy as np
 import tifffile
 from PIL import Image, ImageCms
 
-from tasks.samples import Degradation, degrade, demo_photographs
+from tasks.demo.samples import Degradation, degrade, demo_photographs
 
 
 def _srgb_icc() -> bytes:

@@ -23,9 +23,9 @@ from catalog.items import FileRef
 from catalog.repository import Catalog
 from config.settings import Settings
 from flows.progress import reporter
-from models.actors import machine_agent, software_agent
-from tasks.fixity import FixityResult, check_file, fixity_step, parse_age
-from tasks.types import utc_now
+from models.agents import machine_agent, software_agent
+from tasks.preservation.fixity import FixityResult, check_file, fixity_step, parse_age
+from tasks.records.types import utc_now
 
 CHUNK = 256  # files per Prefect task and per catalog transaction
 

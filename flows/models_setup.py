@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from config.recipe import Recipe
 from config.settings import Settings
 from models.weights import FetchError, ResolvedWeights, WeightsNotFoundError, fetch, resolve
-from tasks.plan import FACE_MODEL, FFDNET_MODEL
+from tasks.steps.plan import FACE_MODEL, FFDNET_MODEL
 
 
 class MissingModelError(RuntimeError):

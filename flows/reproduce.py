@@ -3,7 +3,7 @@ in this process, into a temporary folder (never over the archive), and compare p
 
 Refuses, before any work, when the original's bytes or the weights' bytes are no longer the
 recorded ones (the result could not mean anything). File bytes of two masters always differ (the
-XMP carries run ids and times), so the comparison is of pixel digests (tasks.digest), with PSNR
+XMP carries run ids and times), so the comparison is of pixel digests (tasks.files.digest), with PSNR
 and the largest difference when they differ. The check is recorded as a "reproduction" event on
 the master (append-only, never part of how the master was made).
 """
@@ -21,10 +21,10 @@ from config.recipe import Recipe
 from config.settings import Settings
 from flows.models_setup import MissingModelError, resolve_recipe_models
 from models.precision import PrecisionError
-from tasks.atomic import sha256_file
-from tasks.digest import compare_pixels, pixel_digest, read_pixels
-from tasks.keys import derivation_key, stable_uuid
-from tasks.types import DIGEST, INGESTION, REPRODUCTION, AuditRecord, ScanJob, StepRecord, utc_now
+from tasks.files.atomic import sha256_file
+from tasks.files.digest import compare_pixels, pixel_digest, read_pixels
+from tasks.records.keys import derivation_key, stable_uuid
+from tasks.records.types import DIGEST, INGESTION, REPRODUCTION, AuditRecord, ScanJob, StepRecord, utc_now
 
 
 class ReproduceRefused(RuntimeError):
@@ -52,8 +52,8 @@ def reproduce(master: Path, cfg: Settings, *, original: Path | None = None, keep
     models = _check_models(recorded, cfg)
     threads, device = _execution(record, cfg)
 
-    from models.actors import build_toolkit
-    from tasks.pipeline import process_scan
+    from flows.actors import build_toolkit
+    from tasks.steps.pipeline import process_scan
 
     kit, _ = build_toolkit(cfg.models_dir, device, models.upscale_models, models.denoiser,
                            models.face_detector, threads, models.precision, cfg.tile)

@@ -31,16 +31,16 @@ from config.version import SOFTWARE_NAME, software_version
 from flows import workers
 from flows.models_setup import RecipeModels, resolve_recipe_models
 from flows.progress import reporter
-from tasks.diagnosis.phash import NEAR_DUPLICATE_BITS, phash_distance
-from tasks.ingest import discover_all, identifier_for, ingest_file, ingest_steps
-from tasks.limits import Limits
-from tasks.qa import thresholds as qa_thresholds
-from tasks import run_report
-from tasks.atomic import atomic_write
-from tasks.qa_report import summarize
-from tasks.keys import derivation_key, stable_uuid
-from tasks.pipeline import rejection_uuid
-from tasks.types import AgentInfo, OriginalFacts, ScanJob, ScanOutcome
+from tasks.qa.diagnosis.phash import NEAR_DUPLICATE_BITS, phash_distance
+from tasks.files.ingest import discover_all, identifier_for, ingest_file, ingest_steps
+from tasks.files.limits import Limits
+from tasks.qa.assessment import thresholds as qa_thresholds
+from tasks.reports import run_report
+from tasks.files.atomic import atomic_write
+from tasks.reports.qa_report import summarize
+from tasks.records.keys import derivation_key, stable_uuid
+from tasks.steps.pipeline import rejection_uuid
+from tasks.records.types import AgentInfo, OriginalFacts, ScanJob, ScanOutcome
 
 
 @dataclass
@@ -56,7 +56,7 @@ class ScanEntry:
     verdict: str | None = None  # QA verdict when QA ran this run: pass | warn | fail
     flags: list[str] = field(default_factory=list)  # why a person should look at the master
     notes: list[str] = field(default_factory=list)  # what reading the scan changed (CMYK → RGB…)
-    kind: str | None = None  # a failure's kind (tasks.failures): invalid, too-large, unreadable…
+    kind: str | None = None  # a failure's kind (tasks.records.failures): invalid, too-large, unreadable…
 
 
 @dataclass

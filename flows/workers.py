@@ -15,8 +15,8 @@ from typing import Any
 import ray
 
 from config.settings import Settings
-from models.actors import ScanWorker
-from tasks.types import ScanJob, ScanOutcome
+from flows.actors import ScanWorker
+from tasks.records.types import ScanJob, ScanOutcome
 
 NAMESPACE = "restorium"
 

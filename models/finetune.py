@@ -8,7 +8,7 @@ image instead of a plausible one — fewer dB lost to invented detail.
 Training pairs are made on the fly from clean photographs the user points at: a random crop
 (flipped / rotated), shrunk x`scale` by area averaging (a scanner's sensor), then, each with its own
 probability, a Gaussian defocus, Gaussian grain and a JPEG round trip at random strengths (the mix
-of tasks.samples' old-scan degradations, drawn from ranges rather than fixed values). Seeded: the
+of tasks.demo.samples' old-scan degradations, drawn from ranges rather than fixed values). Seeded: the
 same images, seed and settings give the same batches.
 """
 
@@ -32,8 +32,8 @@ from models.cards import CARDS
 from models.loading import build_network, select_device
 from models.precision import autocast, resolve_precision
 from models.weights import ResolvedWeights, import_weights, resolve
-from tasks.atomic import atomic_write
-from tasks.samples import add_noise, defocus_blur, jpeg_roundtrip
+from tasks.files.atomic import atomic_write
+from tasks.demo.samples import add_noise, defocus_blur, jpeg_roundtrip
 
 
 @dataclass(frozen=True)

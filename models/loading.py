@@ -29,6 +29,11 @@ class WeightsLoadError(ValueError):
     """A weights file that cannot be read or does not fit the card's architecture."""
 
 
+def set_threads(threads: int) -> None:
+    """The CPU threads torch computes with in this process (a worker's share of the cores)."""
+    torch.set_num_threads(threads)
+
+
 def select_device(preference: str = "auto") -> torch.device:
     """'auto' -> CUDA when available, else CPU; 'cuda' (or 'cuda:N') insists, and says why it cannot."""
     if preference == "cpu":

@@ -32,7 +32,7 @@ from models.loading import build_network, default_context, input_multiple, recep
 from models.precision import autocast, has_non_finite, resolve_precision
 from models.tiling import tiled_forward
 from models.weights import ResolvedWeights
-from tasks.types import AgentInfo
+from tasks.records.types import AgentInfo
 
 
 def _check_rgb(rgb: np.ndarray) -> np.ndarray:

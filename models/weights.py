@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypedDict
 
 from models.cards import CARDS, ModelCard, UnknownModelError, get_card
-from tasks.atomic import sha256_file
+from tasks.files.atomic import sha256_file
 
 REGISTRY_FILE = "registry.json"
 MODELS_DIR_ENV = "RESTORIUM_MODELS_DIR"

@@ -4,7 +4,7 @@
 returns the cases, each with what a batch must make of it:
 
 - ("mastered", note): mastered, and when `note` is set, a note or flag containing it;
-- ("failed", kind): failed with that kind (tasks.failures) — or kind None: failed, any kind,
+- ("failed", kind): failed with that kind (tasks.records.failures) — or kind None: failed, any kind,
   with `reason` (a substring) in the reason;
 - ("unchanged", reason) / ("skipped", reason): with `reason` in the reason.
 

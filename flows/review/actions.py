@@ -1,5 +1,5 @@
 """What a reviewer's buttons record: the same events `restorium approve/reject` record (built by
-tasks.decisions, appended by Catalog.record_file_events), and reprocessing requests.
+tasks.preservation.decisions, appended by Catalog.record_file_events), and reprocessing requests.
 
 A decision names the master's bytes: the file is hashed first and a decision about a file that
 changed since it was catalogued is refused, as on the command line.
@@ -12,11 +12,11 @@ from typing import Any
 
 from catalog import review
 from catalog.repository import Catalog
-from models.actors import software_agent
-from tasks.atomic import sha256_file
-from tasks.decisions import decision_step
-from tasks.reprocess import STRENGTHS, request_step, requested_recipe
-from tasks.types import StepRecord
+from flows.actors import software_agent
+from tasks.files.atomic import sha256_file
+from tasks.preservation.decisions import decision_step
+from tasks.preservation.reprocess import STRENGTHS, request_step, requested_recipe
+from tasks.records.types import StepRecord
 
 
 class Refused(ValueError):

@@ -1,7 +1,7 @@
 """The review web app (FastAPI, server-rendered Jinja2 pages, plain JS): runs, masters filtered
 for review, and one master beside its original with the reviewer's actions.
 
-Images reach the browser only as cached JPEG previews and 256 px tiles (tasks.previews), named
+Images reach the browser only as cached JPEG previews and 256 px tiles (flows.review.previews), named
 by the catalogued file's uuid; the bytes are checked against the catalog's sha256 before they
 are first cached. The cache keeps to its budget (`review_cache_mb`, see PreviewCache): pruned at
 start and after each new entry, in a background thread. See flows/review/security.py for who
@@ -33,10 +33,10 @@ from config.settings import Settings
 from flows.review import actions
 from flows.review.queue import Launcher
 from flows.review.security import SESSION_COOKIE, Guard, host_header_is_loopback, safe_document, safe_next
-from tasks import previews
-from tasks.atomic import sha256_file
-from tasks.imageio import ScanError
-from tasks.reprocess import STRENGTHS
+from flows.review import previews
+from tasks.files.atomic import sha256_file
+from tasks.files.imageio import ScanError
+from tasks.preservation.reprocess import STRENGTHS
 
 HERE = Path(__file__).resolve().parent
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -52,7 +52,7 @@ def preview_cache_root(cfg: Settings) -> Path:
 
 
 def prune_previews(cfg: Settings, keep: tuple[str, ...] = (), sizes: dict | None = None) -> dict[str, Any]:
-    """Prune the preview cache of `cfg.home` to `cfg.review_cache_mb` (tasks.previews.prune)."""
+    """Prune the preview cache of `cfg.home` to `cfg.review_cache_mb` (flows.review.previews.prune)."""
     return previews.prune(preview_cache_root(cfg), cfg.review_cache_mb * 2**20, keep=keep, sizes=sizes)
 
 
@@ -357,7 +357,7 @@ def _back(url: str, reviewer: str) -> Response:
 
 
 def _report(home: Path, run_uuid: str) -> dict[str, Any] | None:
-    """The run's report JSON (tasks.run_report), with links to its HTML pages."""
+    """The run's report JSON (tasks.reports.run_report), with links to its HTML pages."""
     path = home / "reports" / f"run-{run_uuid}.json"
     try:
         data = json.loads(path.read_text())

@@ -30,10 +30,10 @@ from catalog import review
 from catalog.repository import Catalog
 from config.recipe import Recipe
 from config.settings import Settings
-from models.actors import software_agent
-from tasks.atomic import sha256_file
-from tasks.reprocess import done_step
-from tasks.types import StepRecord
+from flows.actors import software_agent
+from tasks.files.atomic import sha256_file
+from tasks.preservation.reprocess import done_step
+from tasks.records.types import StepRecord
 
 
 def run_pending(cfg: Settings) -> list[dict[str, Any]]:

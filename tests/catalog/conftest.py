@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from catalog import Catalog
-from tasks.keys import derivation_key, stable_uuid
-from tasks.types import (
+from tasks.records.keys import derivation_key, stable_uuid
+from tasks.records.types import (
     DIGEST,
     INGESTION,
     METADATA_TAGGING,

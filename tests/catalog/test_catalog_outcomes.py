@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from catalog import Catalog, CatalogError, MasterInfo
-from tasks.types import AuditRecord, ScanOutcome
+from tasks.records.types import AuditRecord, ScanOutcome
 
 
 def _ingest(catalog: Catalog, records, run_uuid: str, *names: str):  # noqa: ANN202

@@ -16,9 +16,9 @@ from catalog import Catalog
 from catalog.db import make_engine, upgrade
 from catalog.schema import Agent
 from catalog.sql import agent_key
-from tasks.fixity import check_file, fixity_step
-from tasks.decisions import decision_step
-from tasks.types import AgentInfo, ScanOutcome
+from tasks.preservation.fixity import check_file, fixity_step
+from tasks.preservation.decisions import decision_step
+from tasks.records.types import AgentInfo, ScanOutcome
 
 GIT = {"git_commit": "c" * 40}
 

@@ -144,7 +144,7 @@ def test_models_list_shows_the_shared_weights(env, shared_models):
 
 
 def test_qa_command_reports_findings_per_file(tmp_path, env, shared_data):
-    from tasks import samples
+    from tasks.demo import samples
 
     clean = np.asarray(Image.open(shared_data / "sr_gt/McMaster/4.tif").convert("RGB"))
     Image.fromarray(samples.motion_blur(clean, 15, 30)).save(tmp_path / "shaken.png")

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tasks.imageio import decode
+from tasks.files.imageio import decode
 
 pytestmark = pytest.mark.slow
 SCANS = 100

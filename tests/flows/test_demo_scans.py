@@ -1,7 +1,7 @@
 import hashlib
 
 from flows.demo_scans import write_demo_scans
-from tasks.imageio import decode
+from tasks.files.imageio import decode
 
 
 def test_demo_scans_are_byte_identical_each_time_and_decode(tmp_path):

@@ -37,7 +37,7 @@ def _regular_files(root: Path) -> dict[Path, str]:
 
 
 def test_one_batch_over_the_hostile_corpus_meets_every_expectation(tmp_path, shared_data, shared_models, monkeypatch):
-    import tasks.ingest as ingest
+    import tasks.files.ingest as ingest
 
     photo = np.asarray(Image.open(shared_data / "old_photos/old/h.png").convert("RGB"))[100:140, 60:108].copy()
     root = (tmp_path / "scans").resolve()

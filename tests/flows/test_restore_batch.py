@@ -17,7 +17,7 @@ from PIL import Image
 
 from catalog import Catalog
 from flows.restore_batch import restore_batch
-from tasks.xmp import read_provenance
+from tasks.files.xmp import read_provenance
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_and_ray")]
 

@@ -33,7 +33,7 @@ from typer.testing import CliRunner
 from catalog import Catalog, review
 from config.recipe import load_recipe
 from config.settings import Settings
-from tasks.atomic import sha256_file
+from tasks.files.atomic import sha256_file
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ from config.settings import Settings
 from flows.restore_batch import restore_batch
 from flows.review.actions import request_reprocess
 from flows.review.queue import run_pending
-from tasks.atomic import sha256_file
+from tasks.files.atomic import sha256_file
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_and_ray")]
 

@@ -9,7 +9,7 @@ import pytest
 
 from models.upscaler import Denoiser, Upscaler
 from models.weights import resolve
-from tasks.types import AgentInfo
+from tasks.records.types import AgentInfo
 
 
 @pytest.fixture(scope="module")

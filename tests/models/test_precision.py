@@ -14,7 +14,7 @@ from models.precision import PrecisionError, cpu_has_fast_bf16, resolve_precisio
 from models.tiling import batches, plan_windows, tiled_forward
 from models.upscaler import Upscaler
 from models.weights import resolve
-from tasks.keys import derivation_key
+from tasks.records.keys import derivation_key
 
 CPU = torch.device("cpu")
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import bagit
 import pytest
 
-from tasks.bag import BagError, BagItem, make_bag, validate_bag
-from tasks.records import EventFacts, FileFacts, ItemRecord
+from tasks.preservation.bag import BagError, BagItem, make_bag, validate_bag
+from tasks.records.item_record import EventFacts, FileFacts, ItemRecord
 
 BAGIT_PY = Path(sys.executable).with_name("bagit.py")
 

@@ -10,9 +10,9 @@ import tifffile
 from PIL import ImageCms
 
 from config.capture import CaptureProfile, load_capture_profile
-from tasks.capture import check_capture, description_matches, read_icc
-from tasks.imageio import decode, inspect
-from tasks.types import TechnicalMetadata
+from tasks.qa.capture import check_capture, description_matches, read_icc
+from tasks.files.imageio import decode, inspect
+from tasks.records.types import TechnicalMetadata
 
 
 def _icc(space: str = "sRGB") -> bytes:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from skimage.restoration import estimate_sigma
 
-from tasks.deblur import DEFAULT_MAX_NOISE_GAIN, deblur, motion_psf, psf_from_findings
-from tasks.imageio import decode, to_float
+from tasks.steps.deblur import DEFAULT_MAX_NOISE_GAIN, deblur, motion_psf, psf_from_findings
+from tasks.files.imageio import decode, to_float
 
 CLEAN = ["sr_gt/McMaster/1.tif", "sr_gt/McMaster/5.tif", "sr_gt/CBSD68/102061.png", "sr_gt/CBSD68/19021.png"]
 MOTION = {"type": "motion", "score": 0.8, "angle_deg": 30.0, "length_px": 11.0, "sigma_px": None}
@@ -120,7 +120,7 @@ def test_no_op_for_none_tiny_blur_and_zero_strength(shared_data):
 def test_16bit_grayscale_large_input_and_inputs_untouched(shared_data):
     """A 16-bit scan keeps sub-8-bit values; a grayscale scan (replicated) stays gray; a scan larger
     than one deconvolution tile matches the single-tile result (no seams)."""
-    import tasks.deblur as module
+    import tasks.steps.deblur as module
 
     pixels = decode(shared_data / "edge_cases/tree_alpha_16bit.png", max_pixels=10**9).pixels
     assert pixels.dtype == np.uint16

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks import samples
-from tasks.diagnosis.blur import assess_blur
-from tasks.diagnosis.views import Views
-from tasks.imageio import DecodedImage, decode
+from tasks.demo import samples
+from tasks.qa.diagnosis.blur import assess_blur
+from tasks.qa.diagnosis.views import Views
+from tasks.files.imageio import DecodedImage, decode
 
 
 def _blur(pixels: np.ndarray) -> dict:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from tasks import samples
-from tasks.diagnosis.jpeg import BLOCKY, assess_jpeg
-from tasks.diagnosis.views import Views
-from tasks.imageio import DecodedImage, decode
+from tasks.demo import samples
+from tasks.qa.diagnosis.jpeg import BLOCKY, assess_jpeg
+from tasks.qa.diagnosis.views import Views
+from tasks.files.imageio import DecodedImage, decode
 
 
 def test_blockiness_separates_jpeg_from_png(shared_data):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks import samples
-from tasks.diagnosis.noise import NOISY_SIGMA, noise_sigma
-from tasks.diagnosis.views import Views
-from tasks.imageio import DecodedImage, decode
+from tasks.demo import samples
+from tasks.qa.diagnosis.noise import NOISY_SIGMA, noise_sigma
+from tasks.qa.diagnosis.views import Views
+from tasks.files.imageio import DecodedImage, decode
 
 
 def _sigma(pixels: np.ndarray) -> float:

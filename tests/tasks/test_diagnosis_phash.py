@@ -5,10 +5,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from tasks import samples
-from tasks.diagnosis.phash import NEAR_DUPLICATE_BITS, perceptual_hash, phash_distance
-from tasks.diagnosis.views import Views
-from tasks.imageio import DecodedImage, decode
+from tasks.demo import samples
+from tasks.qa.diagnosis.phash import NEAR_DUPLICATE_BITS, perceptual_hash, phash_distance
+from tasks.qa.diagnosis.views import Views
+from tasks.files.imageio import DecodedImage, decode
 
 
 def _hash(pixels: np.ndarray) -> str:

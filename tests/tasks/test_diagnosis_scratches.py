@@ -9,12 +9,12 @@ import pytest
 from skimage import data as skdata
 
 from config.recipe import load_recipe
-from tasks import samples
-from tasks.diagnosis.noise import noise_sigma
-from tasks.diagnosis.scratches import assess_scratches
-from tasks.diagnosis.views import Views
-from tasks.imageio import DecodedImage, decode
-from tasks.inpaint import dilate_mask, inpaint
+from tasks.demo import samples
+from tasks.qa.diagnosis.noise import noise_sigma
+from tasks.qa.diagnosis.scratches import assess_scratches
+from tasks.qa.diagnosis.views import Views
+from tasks.files.imageio import DecodedImage, decode
+from tasks.steps.inpaint import dilate_mask, inpaint
 
 
 def _scratches(pixels: np.ndarray, *, noise_aware: bool = False) -> tuple[dict, np.ndarray | None]:

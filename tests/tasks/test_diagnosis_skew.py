@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks import samples
-from tasks.diagnosis.skew import assess_skew
-from tasks.diagnosis.views import Views
-from tasks.imageio import DecodedImage, decode
+from tasks.demo import samples
+from tasks.qa.diagnosis.skew import assess_skew
+from tasks.qa.diagnosis.views import Views
+from tasks.files.imageio import DecodedImage, decode
 
 
 def _skew(pixels: np.ndarray) -> float:

@@ -6,12 +6,12 @@ import cv2
 import numpy as np
 import pytest
 
-from tasks import samples
-from tasks.diagnosis.tone import (
+from tasks.demo import samples
+from tasks.qa.diagnosis.tone import (
     FADED_CONTRAST, TONED_RESIDUAL, cast_is_reported, clipping, colour_cast, contrast, hue_name, is_toned_print,
 )
-from tasks.diagnosis.views import Views
-from tasks.imageio import DecodedImage, decode
+from tasks.qa.diagnosis.views import Views
+from tasks.files.imageio import DecodedImage, decode
 
 
 def _views(pixels: np.ndarray) -> Views:

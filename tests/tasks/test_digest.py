@@ -6,7 +6,7 @@ import numpy as np
 import pyexiv2
 import tifffile
 
-from tasks.digest import compare_pixels, file_pixel_digest, pixel_digest, read_pixels
+from tasks.files.digest import compare_pixels, file_pixel_digest, pixel_digest, read_pixels
 
 
 def test_digest_is_of_values_shape_and_type() -> None:

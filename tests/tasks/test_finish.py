@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from tasks.deblur import gaussian_psf
-from tasks.finish import add_grain, color_transfer, consistency, fidelity_blend, sharpen
-from tasks.imageio import decode, to_float
-from tasks.restore import resize
-from tasks.tone import from_lab, to_lab
+from tasks.steps.deblur import gaussian_psf
+from tasks.steps.finish import add_grain, color_transfer, consistency, fidelity_blend, sharpen
+from tasks.files.imageio import decode, to_float
+from tasks.steps.restore import resize
+from tasks.steps.tone import from_lab, to_lab
 
 
 def _rgb(shared_data: Path, name: str) -> np.ndarray:
@@ -179,7 +179,7 @@ def test_band_by_band_resampling_is_the_whole_image_resize(shared_data, size):
     24 MP scan's x2 master is 1.15 GB in float32): the bands put together are the whole resize,
     up to float rounding, for integer and fractional scales, enlarging (Lanczos, cubic) and
     shrinking (area)."""
-    from tasks.restore import aligned_bands, resize_rows
+    from tasks.steps.restore import aligned_bands, resize_rows
 
     h, w, big_h, big_w = size
     src = cv2.resize(_rgb(shared_data, "sr_gt/McMaster/1.tif"), (w, h), interpolation=cv2.INTER_AREA)
@@ -197,7 +197,7 @@ def test_band_by_band_resampling_is_the_whole_image_resize(shared_data, size):
 def test_finishing_in_place_band_by_band_matches_the_whole_image_steps(shared_data):
     """The pipeline finishes the model's output in place; each step gives what it gives on a new
     array, and the guard's scan-size view of the blend equals shrinking the full-size blend."""
-    from tasks.finish import blended_at_scan_size
+    from tasks.steps.finish import blended_at_scan_size
 
     restored = _rgb(shared_data, "sr_gt/CBSD68/19021.png")
     h, w = restored.shape[:2]

@@ -7,8 +7,8 @@ import hashlib
 
 import pytest
 
-from tasks.fixity import check_file, fixity_step, parse_age
-from tasks.types import FIXITY_CHECK, AgentInfo
+from tasks.preservation.fixity import check_file, fixity_step, parse_age
+from tasks.records.types import FIXITY_CHECK, AgentInfo
 
 SOFTWARE = AgentInfo("software", "restorium", "0.1.0")
 

@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import fuzz_input  # noqa: E402
 import hostile_corpus  # noqa: E402
 
-from tasks.limits import Limits  # noqa: E402
+from tasks.files.limits import Limits  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

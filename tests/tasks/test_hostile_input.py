@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tasks.failures import MEMORY, TOO_LARGE, UNREADABLE, ScanError, failure_of, scan_boundary
-from tasks.imageio import decode, inspect, jpeg_frame
-from tasks.ingest import discover_all, ingest_file
-from tasks.limits import Limits, check_image
+from tasks.records.failures import MEMORY, TOO_LARGE, UNREADABLE, ScanError, failure_of, scan_boundary
+from tasks.files.imageio import decode, inspect, jpeg_frame
+from tasks.files.ingest import discover_all, ingest_file
+from tasks.files.limits import Limits, check_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import hostile_corpus  # noqa: E402
@@ -123,7 +123,7 @@ def test_warnings_inside_the_boundary_become_notes_even_when_warnings_are_errors
 
 
 def test_an_unreadable_file_is_reported_not_raised(tmp_path, monkeypatch):
-    import tasks.ingest as ingest
+    import tasks.files.ingest as ingest
 
     path = tmp_path / "locked.png"
     path.write_bytes(b"\x89PNG\r\n\x1a\n")

@@ -10,7 +10,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from tasks.imageio import ScanError, decode, from_float, inspect, to_float
+from tasks.files.imageio import ScanError, decode, from_float, inspect, to_float
 
 MAX = 10**9
 
@@ -145,7 +145,7 @@ def test_exif_orientation_is_applied_like_viewers_do(tmp_path, shared_data, orie
 
 @pytest.mark.parametrize("bit_depth", [8, 16])
 def test_quantizing_in_place_gives_from_floats_pixels_in_the_floats_memory(bit_depth):
-    from tasks.imageio import from_float, quantize_in_place
+    from tasks.files.imageio import from_float, quantize_in_place
 
     values = np.random.default_rng(1).uniform(-0.1, 1.1, (700, 33, 3)).astype(np.float32)
     expected = from_float(values, bit_depth)

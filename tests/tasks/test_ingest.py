@@ -6,8 +6,8 @@ import shutil
 import pytest
 from PIL import Image
 
-from tasks.ingest import discover, hash_file, ingest_file, ingest_steps
-from tasks.types import DIGEST, INGESTION, AgentInfo
+from tasks.files.ingest import discover, hash_file, ingest_file, ingest_steps
+from tasks.records.types import DIGEST, INGESTION, AgentInfo
 
 
 def test_discover_is_recursive_sorted_and_skips_hidden_and_other_files(tmp_path, shared_data):

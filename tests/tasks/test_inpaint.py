@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from tasks.imageio import decode, to_float
-from tasks.inpaint import dilate_mask, inpaint
+from tasks.files.imageio import decode, to_float
+from tasks.steps.inpaint import dilate_mask, inpaint
 
 
 def _rgb(shared_data: Path, name: str) -> np.ndarray:

@@ -14,15 +14,15 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from config.recipe import load_recipe
 from config.version import software_version
-from models.actors import host_agent
+from models.agents import host_agent
 from models.upscaler import Denoiser, Upscaler
 from models.weights import resolve
-from tasks.imageio import decode
-from tasks.ingest import ingest_file, ingest_steps
-from tasks.keys import derivation_key, stable_uuid
-from tasks.pipeline import Toolkit, process_scan
-from tasks.types import AgentInfo, ScanJob
-from tasks.xmp import read_provenance
+from tasks.files.imageio import decode
+from tasks.files.ingest import ingest_file, ingest_steps
+from tasks.records.keys import derivation_key, stable_uuid
+from tasks.steps.pipeline import Toolkit, process_scan
+from tasks.records.types import AgentInfo, ScanJob
+from tasks.files.xmp import read_provenance
 
 SOFTWARE = AgentInfo(kind="software", name="restorium", version=software_version())
 
@@ -210,8 +210,8 @@ def test_processing_error_is_reported_not_raised(tmp_path, shared_data, kit):
 
 
 def test_nlmeans_fallback_removes_real_noise(shared_data):
-    from tasks.imageio import to_float
-    from tasks.restore import denoise_nlmeans
+    from tasks.files.imageio import to_float
+    from tasks.steps.restore import denoise_nlmeans
 
     clean = to_float(np.asarray(Image.open(shared_data / "sr_gt/McMaster/3.tif").convert("RGB"))[:128, :128])
     noisy = np.clip(clean + np.random.default_rng(0).normal(0, 15 / 255, clean.shape), 0, 1).astype(np.float32)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from config.recipe import load_recipe
-from tasks.plan import plan_scan, target_size
+from tasks.steps.plan import plan_scan, target_size
 
 ARCHIVAL = load_recipe("archival")
 
@@ -200,7 +200,7 @@ def test_a_toned_print_keeps_its_tone_unless_the_recipe_asks():
 
 
 def test_the_model_output_is_reduced_only_as_far_as_the_target_allows() -> None:
-    from tasks.upscale import output_reduction
+    from tasks.steps.upscale import output_reduction
 
     assert output_reduction(100, 150, 4, 300, 200) == 2  # x4 model, x2 target: block mean of 2
     assert output_reduction(100, 150, 4, 150, 100) == 4  # x1 target (cleanup only): down to x1

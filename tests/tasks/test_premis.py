@@ -7,8 +7,8 @@ import json
 import pytest
 from lxml import etree
 
-from tasks import premis
-from tasks.records import AgentFacts, EventFacts, FileFacts, ItemRecord
+from tasks.preservation import premis
+from tasks.records.item_record import AgentFacts, EventFacts, FileFacts, ItemRecord
 
 NS = {"p": premis.PREMIS_NS, "xsi": premis.XSI_NS, "r": premis.RESTORIUM_NS}
 SHA = {"o": "a" * 64, "m": "b" * 64, "a": "c" * 64}

@@ -1,4 +1,4 @@
-"""The review app's preview cache (tasks.previews): entries built from real scans, then pruned
+"""The review app's preview cache (flows.review.previews): entries built from real scans, then pruned
 to a size budget, least recently used first.
 
 Real images from ../shared/data, real JPEG encoding, a real file system; the only thing set by
@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tasks import previews
-from tasks.atomic import sha256_file
+from flows.review import previews
+from tasks.files.atomic import sha256_file
 
 MAX_PIXELS = 400_000_000
 HOUR = 3600.0

@@ -8,9 +8,9 @@ import json
 import cv2
 import numpy as np
 
-from tasks import samples
-from tasks.imageio import DecodedImage, decode
-from tasks.qa import assess
+from tasks.demo import samples
+from tasks.files.imageio import DecodedImage, decode
+from tasks.qa.assessment import assess
 
 
 def _image(pixels: np.ndarray) -> DecodedImage:

@@ -9,7 +9,7 @@ import re
 import pytest
 from PIL import Image
 
-from tasks.qa_report import reason_kind, severity_key, summarize
+from tasks.reports.qa_report import reason_kind, severity_key, summarize
 
 
 def _findings(i: int) -> dict:

@@ -1,12 +1,13 @@
-"""Reprocessing requests (tasks.reprocess): the recipe a reviewer asks for, and its events."""
+"""Reprocessing requests (tasks.preservation.reprocess): the recipe a reviewer asks for, and its events."""
 
 from __future__ import annotations
 
 import pytest
 
 from config.recipe import load_recipe
-from tasks.reprocess import REPROCESSING, done_step, request_step, requested_recipe
-from tasks.types import AgentInfo
+from tasks.preservation.reprocess import done_step, request_step, requested_recipe
+from tasks.records.types import REPROCESSING
+from tasks.records.types import AgentInfo
 
 SOFTWARE = AgentInfo(kind="software", name="restorium", version="test")
 
@@ -23,7 +24,7 @@ def test_strengths_change_the_recipe_and_its_hash_and_the_size_is_kept() -> None
 
 
 def test_a_reviewers_blend_is_applied_whatever_the_upscaler_was_trained_for() -> None:
-    from tasks.plan import plan_scan
+    from tasks.steps.plan import plan_scan
 
     assert load_recipe("archival").finish.fidelity_model_blend == 0.2  # the preset's lighter blend
     recipe = requested_recipe("archival", {"finish.fidelity_blend": 0.5})

@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 
 from models.faces import FaceDetector
-from tasks.imageio import decode, to_float
-from tasks.restore import resize
-from tasks.review import review_sheet, sharpest_window, write_review_sheet
+from tasks.files.imageio import decode, to_float
+from tasks.steps.restore import resize
+from tasks.reports.review import review_sheet, sharpest_window, write_review_sheet
 
 
 def _rgb(shared_data: Path, name: str) -> np.ndarray:
@@ -47,7 +47,7 @@ def test_sharpest_region_is_the_sharp_patch(shared_data):
 def test_sharpest_region_of_a_large_master_is_found_on_its_block_grid(shared_data, monkeypatch):
     """Above a few MP the search runs on block averages of the Laplacian (no master-sized float
     maps): the window still lands on the sharp patch."""
-    import tasks.review as review
+    import tasks.reports.review as review
 
     original, (px, py) = _smooth_with_sharp_patch(shared_data)
     master = resize(original, 1280, 960)  # 4x: the patch is 160x160 at (4px, 4py)

@@ -1,4 +1,4 @@
-from tasks import run_report
+from tasks.reports import run_report
 
 SUMMARY = {
     "run_uuid": "r-1", "scans_dir": "/scans", "home": "/archive", "recipe": "archival", "recipe_hash": "ab" * 32,

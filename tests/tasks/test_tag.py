@@ -1,4 +1,4 @@
-"""Master TIFF and access JPEG writing (tasks.tag) and atomic writes (tasks.atomic)."""
+"""Master TIFF and access JPEG writing (tasks.files.tag) and atomic writes (tasks.files.atomic)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ import pytest
 import tifffile
 from PIL import Image, ImageCms
 
-import tasks.tag
-from tasks.atomic import atomic_write, sha256_file
-from tasks.digest import file_pixel_digest
-from tasks.types import INGESTION, UPSCALING, AgentInfo, AuditRecord, StepRecord
-from tasks.xmp import DST_WITH_TRAINED_MODEL, read_provenance, read_source_metadata
-from tasks.tag import access_pixels, write_access, write_master
+import tasks.files.tag
+from tasks.files.atomic import atomic_write, sha256_file
+from tasks.files.digest import file_pixel_digest
+from tasks.records.types import INGESTION, UPSCALING, AgentInfo, AuditRecord, StepRecord
+from tasks.files.xmp import DST_WITH_TRAINED_MODEL, read_provenance, read_source_metadata
+from tasks.files.tag import access_pixels, write_access, write_master
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
@@ -298,7 +298,7 @@ def test_embed_failing_leaves_no_master(tmp_path: Path, scan, monkeypatch) -> No
     def broken_embed(*args, **kwargs):
         raise RuntimeError("exiv2 exploded")
 
-    monkeypatch.setattr(tasks.tag, "embed", broken_embed)
+    monkeypatch.setattr(tasks.files.tag, "embed", broken_embed)
     with pytest.raises(RuntimeError, match="exiv2 exploded"):
         master(tmp_path, scan, ramp16())
     with pytest.raises(RuntimeError, match="exiv2 exploded"):
@@ -308,7 +308,7 @@ def test_embed_failing_leaves_no_master(tmp_path: Path, scan, monkeypatch) -> No
 
 def test_failed_rewrite_keeps_the_previous_file(tmp_path: Path, scan, monkeypatch) -> None:
     first = master(tmp_path, scan, ramp16())
-    monkeypatch.setattr(tasks.tag, "embed", lambda *a, **k: (_ for _ in ()).throw(OSError("full")))
+    monkeypatch.setattr(tasks.files.tag, "embed", lambda *a, **k: (_ for _ in ()).throw(OSError("full")))
     with pytest.raises(OSError):
         master(tmp_path, scan, ramp16(channels=1), icc=None)
     assert sha256_file(first.path) == first.sha256

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from tasks.imageio import decode, to_float
-from tasks.tone import clahe_luminance, levels, measure_cast, to_lab, white_balance
+from tasks.files.imageio import decode, to_float
+from tasks.steps.tone import clahe_luminance, levels, measure_cast, to_lab, white_balance
 
 
 def _rgb(shared_data: Path, name: str) -> np.ndarray:

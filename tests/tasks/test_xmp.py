@@ -1,5 +1,5 @@
 """Embedded provenance: carry-over of the original's metadata, History, and the round trip
-record -> XMP -> record (tasks.xmp)."""
+record -> XMP -> record (tasks.files.xmp)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 import tifffile
 from PIL import Image, ImageCms
 
-from tasks.types import (
+from tasks.records.types import (
     DIGEST,
     INGESTION,
     METADATA_TAGGING,
@@ -27,7 +27,7 @@ from tasks.types import (
     AuditRecord,
     StepRecord,
 )
-from tasks.xmp import (
+from tasks.files.xmp import (
     DST_ALGORITHMIC,
     DST_WITH_TRAINED_MODEL,
     NS_URI,

@@ -1,0 +1,282 @@
+"""Browser-sized views of scans and masters: downscaled previews and a grid of 1:1 tiles.
+
+A 100 MP TIFF never goes to a browser: the review app shows JPEG previews (long edge at most
+PREVIEW_EDGES[-1]) and, for 100 %/200 % zoom, TILE x TILE JPEG crops of the full-resolution
+pixels. Everything is made in one decode, the first time a file is asked for, and cached under
+`cache_root/<sha256[:2]>/<sha256>/` keyed by the file's content: a changed file is a new key,
+and the same bytes are never decoded twice. `manifest.json` is written last and marks a
+complete cache entry.
+
+The cache has a size budget (`prune`): whole entries go, least recently used first. An entry's
+folder mtime is its last use: set when it is built, and bumped when it is served (`load`, at
+most once a minute per entry). An evicted entry is renamed away (a hidden `.<sha>.<token>.pruning`
+sibling) before it is deleted, so its name never holds a half-deleted entry: a request that
+finds no manifest simply builds it again.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import secrets
+import shutil
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from tasks.files.atomic import atomic_write
+from tasks.qa.diagnosis.views import resize_long_side  # area-averaged, never enlarged
+from tasks.files.imageio import decode
+
+PREVIEW_EDGES = (320, 1600)  # thumbnail in the item list, the before/after view
+TILE = 256  # pixels of the full-resolution image per tile side
+_PREVIEW_QUALITY = 88
+# Tiles are what a reviewer inspects for invented detail: near-lossless, no chroma subsampling.
+_TILE_QUALITY = 95
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+_SHARD = re.compile(r"^[0-9a-f]{2}$")
+MANIFEST = "manifest.json"
+TOUCH_EVERY = 60.0  # seconds: serving an entry bumps its folder's mtime at most this often
+STALE_AFTER = 3600.0  # seconds: a folder without manifest untouched this long is a build that died
+_PRUNING = ".pruning"  # suffix of an evicted entry renamed away, being deleted
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def cache_dir(cache_root: Path, sha256: str) -> Path:
+    if not _SHA.match(sha256):  # the only name that reaches the file system here
+        raise ValueError(f"{sha256!r} is not a sha256")
+    return Path(cache_root) / sha256[:2] / sha256
+
+
+def to_display(pixels: np.ndarray) -> np.ndarray:
+    """uint8 RGB or grayscale for a browser (16-bit scaled, not clipped)."""
+    if pixels.dtype == np.uint8:
+        return pixels
+    if np.issubdtype(pixels.dtype, np.integer):
+        return (pixels.astype(np.float32) * (255.0 / np.iinfo(pixels.dtype).max) + 0.5).astype(np.uint8)
+    return (np.clip(pixels, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def jpeg_bytes(pixels: np.ndarray, quality: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=quality, subsampling=0 if quality >= 95 else 2)
+    return buffer.getvalue()
+
+
+def tile_grid(width: int, height: int, tile: int = TILE) -> tuple[int, int]:
+    return -(-width // tile), -(-height // tile)
+
+
+def load(cache_root: Path, sha256: str) -> dict[str, Any] | None:
+    """The manifest of the complete cache entry of `sha256`, its use recorded; None when there is
+    none (never built, being built, or pruned): the caller builds it (again)."""
+    folder = cache_dir(cache_root, sha256)
+    try:
+        data = json.loads((folder / MANIFEST).read_text())
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    record_use(folder)
+    return data
+
+
+def record_use(folder: Path) -> None:
+    """Mark a cache entry as used now (its folder's mtime, what `prune` orders by); at most once
+    per TOUCH_EVERY seconds, so serving 100 tiles costs one stat each and one utime."""
+    try:
+        if time.time() - os.stat(folder).st_mtime >= TOUCH_EVERY:
+            os.utime(folder)
+    except OSError:  # pruned meanwhile, or a read-only cache: nothing to record
+        pass
+
+
+def build(source: Path, sha256: str, cache_root: Path, *, max_pixels: int) -> dict[str, Any]:
+    """The cache entry of `source` (whose content is `sha256`): made once, then read back.
+
+    Returns the manifest: width and height of the full image (upright), the tile size, the
+    grid, and the preview sizes. Raises tasks.files.imageio.ScanError for a file that cannot be read."""
+    folder = cache_dir(cache_root, sha256)
+    if (data := load(cache_root, sha256)) is not None:
+        return data
+    with _lock(sha256):  # two browser requests for a new file decode it once; prune leaves it be
+        if (data := load(cache_root, sha256)) is not None:
+            return data
+        pixels = to_display(decode(Path(source), max_pixels=max_pixels).pixels)
+        try:
+            return _fill(folder, sha256, pixels)
+        except FileNotFoundError:
+            # another process pruned this folder (a stale half-built one) while we filled it
+            if folder.is_dir():
+                raise
+            return _fill(folder, sha256, pixels)
+
+
+def _fill(folder: Path, sha256: str, pixels: np.ndarray) -> dict[str, Any]:
+    h, w = pixels.shape[:2]
+    folder.mkdir(parents=True, exist_ok=True)
+    previews = {}
+    for edge in PREVIEW_EDGES:
+        small = resize_long_side(pixels, edge)
+        _write(folder / f"preview-{edge}.jpg", jpeg_bytes(small, _PREVIEW_QUALITY))
+        previews[str(edge)] = [int(small.shape[1]), int(small.shape[0])]
+    cols, rows = tile_grid(w, h)
+    for row in range(rows):
+        for col in range(cols):
+            crop = pixels[row * TILE:(row + 1) * TILE, col * TILE:(col + 1) * TILE]
+            _write(folder / f"tile-{col}-{row}.jpg", jpeg_bytes(np.ascontiguousarray(crop), _TILE_QUALITY))
+    data = {"sha256": sha256, "width": int(w), "height": int(h), "tile": TILE, "cols": cols, "rows": rows,
+            "previews": previews}
+    _write(folder / MANIFEST, json.dumps(data).encode())  # last: the entry is complete
+    return data
+
+
+def prune(cache_root: Path, max_bytes: int, *, keep: Iterable[str] = (), stale_after: float = STALE_AFTER,
+          now: float | None = None, sizes: dict[tuple[str, int], int] | None = None) -> dict[str, Any]:
+    """Shrink the cache under `cache_root` to `max_bytes` (file sizes), least recently used first.
+
+    Only whole entries go; entries whose sha256 is in `keep` (being shown) and builds in progress
+    stay even over budget. A folder without manifest untouched for `stale_after` seconds (a
+    build that died) and the remains of an interrupted prune are deleted. An entry is renamed
+    away before it is deleted, so a concurrent request sees it complete or absent, never half
+    gone; in this process an entry being built is never evicted (it holds the build lock).
+    Anything else under the root is left alone. `sizes`, a dict kept between calls, remembers
+    the bytes of complete entries (they never change), so a later prune stats one folder per
+    entry instead of every tile. Returns what was removed and what is kept."""
+    if max_bytes < 0:
+        raise ValueError(f"max_bytes {max_bytes}: expected 0 or more")
+    started = time.perf_counter()
+    now = time.time() if now is None else now
+    keep = set(keep)
+    result = {"removed": 0, "removed_bytes": 0, "kept": 0, "kept_bytes": 0, "stale_removed": 0,
+              "stale_bytes": 0, "in_progress": 0, "max_bytes": max_bytes}
+    candidates: list[tuple[float, str, str, int, tuple[str, int]]] = []  # evictable: mtime, sha256, folder, bytes
+    total = 0
+    seen: dict[tuple[str, int], int] = {}
+    for shard in _scan(Path(cache_root)):
+        if not (_SHARD.match(shard.name) and shard.is_dir(follow_symlinks=False)):
+            continue
+        for entry in _scan(Path(shard.path)):
+            name = entry.name
+            if name.startswith(".") and name.endswith(_PRUNING) and entry.is_dir(follow_symlinks=False):
+                result["stale_removed"] += 1  # an earlier prune was interrupted
+                result["stale_bytes"] += _remove_tree(entry.path)
+                continue
+            if not (_SHA.match(name) and entry.is_dir(follow_symlinks=False)):
+                continue
+            key = (name, entry.inode())
+            try:
+                mtime = entry.stat(follow_symlinks=False).st_mtime
+                if sizes is not None and key in sizes:
+                    size, complete = sizes[key], True
+                else:
+                    size, complete = _measure(entry.path)
+            except FileNotFoundError:  # evicted by a concurrent prune
+                continue
+            if not complete and now - mtime > stale_after and name not in keep:
+                if _evict(entry.path, name, mtime):
+                    result["stale_removed"] += 1
+                    result["stale_bytes"] += size
+                    continue
+            total += size
+            if not complete:
+                result["in_progress"] += 1
+                continue
+            result["kept"] += 1
+            seen[key] = size
+            if name not in keep:
+                candidates.append((mtime, name, entry.path, size, key))
+    candidates.sort()  # least recently used first
+    for mtime, name, path, size, key in candidates:
+        if total <= max_bytes:
+            break
+        if _evict(path, name, mtime):
+            del seen[key]
+            total -= size
+            result["removed"] += 1
+            result["removed_bytes"] += size
+    result["kept"] -= result["removed"]
+    if sizes is not None:  # what is gone is forgotten
+        sizes.clear()
+        sizes.update(seen)
+    result["kept_bytes"] = total  # builds in progress included
+    result["over_budget"] = total > max_bytes
+    result["seconds"] = round(time.perf_counter() - started, 4)
+    return result
+
+
+def _scan(folder: Path) -> list[os.DirEntry]:
+    try:
+        with os.scandir(folder) as it:
+            return list(it)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _measure(folder: str) -> tuple[int, bool]:
+    """Bytes of the files in an entry folder, and whether it is complete (has its manifest)."""
+    size, complete = 0, False
+    with os.scandir(folder) as it:
+        for item in it:
+            try:
+                size += item.stat(follow_symlinks=False).st_size
+            except FileNotFoundError:
+                continue
+            complete = complete or item.name == MANIFEST
+    return size, complete
+
+
+def _evict(folder: str, sha256: str, mtime: float) -> bool:
+    """Rename the entry away (its name is free at once, its manifest gone with it), then delete
+    it; False when it is left: being built in this process, used since it was measured, or gone."""
+    lock = _lock(sha256)
+    if not lock.acquire(blocking=False):
+        return False
+    try:
+        if os.stat(folder, follow_symlinks=False).st_mtime != mtime:
+            return False
+        trash = os.path.join(os.path.dirname(folder), f".{sha256}.{secrets.token_hex(4)}{_PRUNING}")
+        os.rename(folder, trash)
+    except FileNotFoundError:
+        return False
+    finally:
+        lock.release()
+    shutil.rmtree(trash, ignore_errors=True)  # if interrupted, the next prune removes the rest
+    return True
+
+
+def _remove_tree(folder: str) -> int:
+    try:
+        size, _ = _measure(folder)
+    except FileNotFoundError:
+        return 0
+    shutil.rmtree(folder, ignore_errors=True)
+    return size
+
+
+def preview_path(cache_root: Path, sha256: str, edge: int) -> Path:
+    if edge not in PREVIEW_EDGES:
+        raise ValueError(f"preview edge {edge}: expected one of {PREVIEW_EDGES}")
+    return cache_dir(cache_root, sha256) / f"preview-{edge}.jpg"
+
+
+def tile_path(cache_root: Path, sha256: str, manifest: dict[str, Any], col: int, row: int) -> Path:
+    if not (0 <= col < manifest["cols"] and 0 <= row < manifest["rows"]):
+        raise ValueError(f"tile {col},{row} is outside the {manifest['cols']}x{manifest['rows']} grid")
+    return cache_dir(cache_root, sha256) / f"tile-{col}-{row}.jpg"
+
+
+def _write(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda temp: temp.write_bytes(data))
+
+
+def _lock(key: str) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(key, threading.Lock())

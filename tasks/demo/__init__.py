@@ -1,0 +1,1 @@
+"""Synthetic old scans with ground truth, for the demo, tests and benchmarks."""

@@ -1,0 +1,1 @@
+"""Preservation records and packages: PREMIS, BagIt, fixity, people's decisions and reprocessing requests as events."""

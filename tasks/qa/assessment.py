@@ -1,0 +1,122 @@
+"""Quality assessment: the diagnosis of a decoded scan, and a verdict with a reason per problem.
+
+The findings come from tasks.qa.diagnosis (blur type and extent, noise, scratches and dust, JPEG
+blocking, clipping, contrast, colour cast, skew, perceptual hash); each finding over its
+calibrated threshold (documented where it is measured) adds a human-readable reason and makes
+the verdict "warn". A file that does not decode never reaches this stage: imageio.decode fails
+it with its reason ("fail" is reserved for that, and for capture-specification rules).
+
+`report.findings["noise_sigma"]` (0-255, per channel) drives the planner's denoising and
+`report.problems` (the flags below, one per reason) its other decisions; `report.to_dict()` is
+stored as the quality-assessment event and in the master's XMP, so the findings are plain JSON.
+The scratch mask travels beside them, for an inpainting step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from tasks.qa.diagnosis import Diagnosis, diagnose
+from tasks.qa.diagnosis import blur, jpeg, noise, scratches, skew, tone
+from tasks.files.imageio import DecodedImage
+
+_CHANNELS = ("red", "green", "blue")
+
+# Problem flags, one per kind of reason (tasks.steps.plan acts on several of them).
+MOTION_BLUR, DEFOCUS_BLUR, NOISY = "motion_blur", "defocus_blur", "noisy"
+SCRATCHES, DUST, FADED, CAST = "scratches", "dust", "faded", "color_cast"
+SKEWED, JPEG_BLOCKING = "skewed", "jpeg_blocking"
+CLIPPED_HIGHLIGHTS, CLIPPED_SHADOWS = "clipped_highlights", "clipped_shadows"
+
+
+@dataclass
+class QAReport:
+    verdict: Literal["pass", "warn", "fail"]
+    reasons: list[str] = field(default_factory=list)
+    findings: dict = field(default_factory=dict)
+    problems: frozenset[str] = frozenset()  # flags of the reasons (see above); not serialised
+    scratch_mask: np.ndarray | None = None  # bool H x W at full resolution; not serialised
+
+    def to_dict(self) -> dict:
+        return {"verdict": self.verdict, "reasons": list(self.reasons), "findings": self.findings}
+
+
+def _clipping_reason(kind: str, shares: list[float]) -> str | None:
+    over = [(share, i) for i, share in enumerate(shares) if share > tone.CLIPPED_SHARE]
+    if not over:
+        return None
+    if len(shares) == 1:
+        return f"clipped {kind}: {over[0][0] * 100:.1f} % of pixels"
+    parts = ", ".join(f"{share * 100:.1f} % of {_CHANNELS[i]}" for share, i in sorted(over, reverse=True))
+    return f"clipped {kind}: {parts}"
+
+
+def problems_for(diagnosis: Diagnosis) -> list[tuple[str, str]]:
+    """(flag, sentence) per finding over its threshold."""
+    f = diagnosis.findings
+    found: list[tuple[str, str]] = []
+    blur = f["blur"]
+    if blur["type"] == "motion":
+        found.append((MOTION_BLUR, f"motion blur: {blur['length_px']:.0f} px at {blur['angle_deg']:.0f}°"))
+    elif blur["type"] == "defocus":
+        found.append((DEFOCUS_BLUR, f"defocus blur: sigma {blur['sigma_px']:.1f} px"))
+    if f["noise_sigma"] > noise.NOISY_SIGMA:
+        found.append((NOISY, f"noisy: sigma {f['noise_sigma']:.1f}"))
+    s = f["scratches"]
+    dusty = s["dust_count"] > scratches.DUSTY_COUNT
+    if s["count"]:
+        lines = f"{s['count']} line" + ("s" if s["count"] != 1 else "")
+        opaque = s.get("opaque_specks", 0)  # findings recorded before 2026-12-03 lack it
+        specks = ""
+        if dusty:
+            specks = f", {s['dust_count']} specks"
+        elif opaque:
+            specks = f", {opaque} opaque speck" + ("s" if opaque != 1 else "")
+        found.append((SCRATCHES, f"scratches: {s['coverage'] * 100:.2f} % of pixels ({lines}{specks})"))
+        if dusty:
+            found.append((DUST, f"dust: {s['dust_count']} specks"))
+    elif dusty:
+        found.append((DUST, f"dust: {s['dust_count']} specks ({s['coverage'] * 100:.2f} % of pixels)"))
+    if f["contrast"] < tone.FADED_CONTRAST:
+        found.append((FADED, f"faded: contrast {f['contrast']:.2f}"))
+    cast = f["color_cast"]
+    if tone.cast_is_reported(cast, diagnosis.chroma_spread):
+        toned = " (a toned monochrome print: its hue follows lightness)" if tone.is_toned_print(cast) else ""
+        found.append((CAST, f"colour cast: Δab {cast['magnitude']:.1f} toward {tone.hue_name(cast['a'], cast['b'])}"
+                            + toned))
+    if abs(f["skew_deg"]) >= skew.SKEWED_DEG:
+        found.append((SKEWED, f"skewed: {f['skew_deg']:.1f}°"))
+    if f["jpeg_blockiness"] > jpeg.BLOCKY:
+        found.append((JPEG_BLOCKING, f"JPEG blocking {f['jpeg_blockiness']:.2f}"))
+    for flag, kind, key in ((CLIPPED_HIGHLIGHTS, "highlights", "white"), (CLIPPED_SHADOWS, "shadows", "black")):
+        reason = _clipping_reason(kind, f["clipping"][key])
+        if reason:
+            found.append((flag, reason))
+    return found
+
+
+def assess(image: DecodedImage) -> QAReport:
+    diagnosis = diagnose(image)
+    found = problems_for(diagnosis)
+    return QAReport(
+        verdict="warn" if found else "pass", reasons=[text for _, text in found], findings=diagnosis.findings,
+        problems=frozenset(flag for flag, _ in found), scratch_mask=diagnosis.scratch_mask,
+    )
+
+
+def thresholds() -> dict[str, float | list[float]]:
+    """The thresholds above (or below) which a finding is reported, keyed as the QA report's
+    histogram panels are: drawn on them so a person sees where the line is."""
+    from tasks.qa.diagnosis import blur
+
+    return {
+        "noise_sigma": noise.NOISY_SIGMA,
+        "blur.score": blur.BLURRED_SCORE,
+        "contrast": tone.FADED_CONTRAST,
+        "color_cast.magnitude": tone.CAST_DELTA_AB,
+        "skew_deg": [-skew.SKEWED_DEG, skew.SKEWED_DEG],
+        "jpeg_blockiness": jpeg.BLOCKY,
+    }

@@ -1,0 +1,1 @@
+"""What people read: the run report, the QA summary, review sheets."""
