@@ -27,10 +27,11 @@ from catalog.repository import Catalog
 from config.capture import load_capture_profile
 from config.recipe import Recipe, load_recipe
 from config.settings import Settings
-from config.version import SOFTWARE_NAME, software_version
+from config.version import software_version
 from flows import workers
 from flows.models_setup import RecipeModels, resolve_recipe_models
 from flows.progress import reporter
+from models.agents import software_agent
 from tasks.qa.diagnosis.phash import NEAR_DUPLICATE_BITS, phash_distance
 from tasks.files.ingest import discover_all, identifier_for, ingest_file, ingest_steps
 from tasks.files.limits import Limits
@@ -40,7 +41,7 @@ from tasks.files.atomic import atomic_write
 from tasks.reports.qa_report import summarize
 from tasks.records.keys import derivation_key, stable_uuid
 from tasks.steps.pipeline import rejection_uuid
-from tasks.records.types import AgentInfo, OriginalFacts, ScanJob, ScanOutcome
+from tasks.records.types import OriginalFacts, ScanJob, ScanOutcome
 
 
 @dataclass
@@ -215,7 +216,7 @@ class _Batch:
         self.run_uuid = str(uuid.uuid4())
         self.summary = RunSummary(self.run_uuid, str(root), recipe.name, recipe.hash, str(cfg.home),
                                   redacted_url(cfg.resolved_catalog_url))
-        self.software = AgentInfo(kind="software", name=SOFTWARE_NAME, version=software_version())
+        self.software = software_agent()  # the same agent, git commit included, as the workers record
         self.seen: dict[str, str] = {}  # sha256 → first path this run (duplicates are mastered once)
         self.failed: dict[str, tuple[str, str | None]] = {}  # sha256 → why (and kind) its first path failed
         self.limits = Limits(cfg.max_pixels, cfg.max_decoded_bytes)

@@ -46,7 +46,7 @@ _MIN_SIDE = 7  # SSIM needs a window; tinier images are edge-padded to it
 @dataclass(frozen=True)
 class FidelityResult:
     ssim: float
-    psnr: float
+    psnr: float | None  # None: identical at the scan's size
     passed: bool
     threshold: float
     reason: str | None = None  # why it failed, for the review flag and the catalog
@@ -89,7 +89,9 @@ def fidelity_check(
         f"master differs from the restored scan at the scan's size: SSIM {ssim:.3f} < {threshold:.3f} "
         f"(PSNR {psnr:.1f} dB); the model may have invented detail, review it"
     )
-    return FidelityResult(ssim=round(ssim, 5), psnr=round(psnr, 3) if np.isfinite(psnr) else psnr,
+    # Identical images have no finite PSNR: recorded as None (JSON null), as the catalog stores
+    # no NaN or infinity.
+    return FidelityResult(ssim=round(ssim, 5), psnr=round(psnr, 3) if np.isfinite(psnr) else None,
                           passed=passed, threshold=threshold, reason=reason,
                           worst_region=_worst_block(ssim_map[:h, :w]))
 

@@ -512,6 +512,11 @@ def _invalid(run: _Run, reason: str, kind: str = "invalid") -> ScanOutcome:
     )
 
 
+# The event type of a stage's failure: the stages that are not restoration say what they are.
+_STAGE_EVENT_TYPES = {"decode": VALIDATION, "qa": QUALITY_ASSESSMENT, "guard": QUALITY_ASSESSMENT,
+                      "upscale": UPSCALING, "tag": METADATA_TAGGING}
+
+
 def _error(run: _Run, reason: str) -> ScanOutcome:
     """Processing failed (maybe transiently): keyed by run, so the next run retries it."""
     job = run.job
@@ -520,7 +525,7 @@ def _error(run: _Run, reason: str) -> ScanOutcome:
     qa_done = next((s for s in run.steps if s.type == QUALITY_ASSESSMENT), None)
     step = StepRecord(
         event_uuid=stable_uuid("error", job.run_uuid, job.derivation_key),
-        type={"qa": QUALITY_ASSESSMENT, "upscale": UPSCALING, "tag": METADATA_TAGGING}.get(run.stage, RESTORATION),
+        type=_STAGE_EVENT_TYPES.get(run.stage, RESTORATION),
         step=run.stage, when=utc_now(), outcome="failure", detail=reason,
         agents=[run.kit.software, run.kit.host],
         parameters={"recipe_hash": job.recipe_hash, "derivation_key": job.derivation_key,

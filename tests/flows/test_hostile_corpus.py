@@ -100,6 +100,13 @@ def test_one_batch_over_the_hostile_corpus_meets_every_expectation(tmp_path, sha
     assert any(e["sha256"] is None and e["outcome"] == "failed" for e in ledger.values())  # unreadable
     assert any(e["outcome"] == "skipped" for e in ledger.values())
 
+    # restorium is one agent, whether the driver (ingest) or a worker (the steps) ran the step
+    master = next(e["master"] for e in entries.values() if e["outcome"] == "mastered")
+    with Catalog.open(f"sqlite:///{home / 'catalog.sqlite'}") as catalog:
+        record = catalog.audit(master_path=master)
+    software = {repr(a) for step in record.steps for a in step.agents if a.kind == "software"}
+    assert len(software) == 1 and {s.step for s in record.steps} >= {"ingest", "upscale"}, software
+
     # A re-run finds only what it found before: nothing new to record, no new run row.
     again = restore_batch(str(root), scale=2, settings={"home": str(home), "models_dir": str(shared_models)})
     with Catalog.open(f"sqlite:///{home / 'catalog.sqlite'}") as catalog:

@@ -21,7 +21,7 @@ from tasks.files.imageio import decode
 from tasks.files.ingest import ingest_file, ingest_steps
 from tasks.records.keys import derivation_key, stable_uuid
 from tasks.steps.pipeline import Toolkit, process_scan
-from tasks.records.types import AgentInfo, ScanJob
+from tasks.records.types import QUALITY_ASSESSMENT, AgentInfo, ScanJob
 from tasks.files.xmp import read_provenance
 
 SOFTWARE = AgentInfo(kind="software", name="restorium", version=software_version())
@@ -258,3 +258,17 @@ def test_the_models_precision_is_recorded_in_the_steps_and_the_masters_history(t
         history = [v for k, v in img.read_xmp().items() if k.endswith("stEvt:parameters")]
     upscale = [json.loads(v) for v in history if '"step":"upscale"' in v]
     assert upscale and upscale[0]["parameters"]["precision"] == "bf16"
+
+
+def test_a_failure_in_the_guard_is_a_quality_assessment_event(tmp_path, shared_data, kit, monkeypatch):
+    import tasks.steps.pipeline as pipeline
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("guard broke")
+
+    monkeypatch.setattr(pipeline, "fidelity_check", broken)
+    original = tmp_path / "scan.png"
+    Image.fromarray(_crop(shared_data, "sr_gt/McMaster/1.tif", (0, 0, 64, 48))).save(original)
+    outcome = process_scan(_job(original, tmp_path), kit)
+    assert outcome.status == "failed" and "guard failed: RuntimeError: guard broke" in outcome.reason
+    assert [(s.step, s.type, s.outcome) for s in outcome.steps] == [("guard", QUALITY_ASSESSMENT, "failure")]

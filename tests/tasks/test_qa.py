@@ -106,4 +106,5 @@ def test_tiny_and_flat_images_do_not_break_the_report():
                    np.full((9, 9, 3), 65535, np.uint16)):
         depth = 16 if pixels.dtype == np.uint16 else 8
         report = assess(DecodedImage(pixels, None, depth, None, None))
-        json.dumps(report.to_dict(), allow_nan=False)
+        assert report.verdict in ("pass", "warn", "fail") and report.findings
+        assert json.loads(json.dumps(report.to_dict(), allow_nan=False)) == report.to_dict()  # no NaN/inf
