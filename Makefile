@@ -16,7 +16,7 @@ ifneq ($(SHARED_MODELS),)
 export RESTORIUM_MODELS_DIR ?= $(SHARED_MODELS)
 endif
 
-.PHONY: install system-deps demo test test-fast bench bench-scale bench-catalog bench-quality fidelity-weights clean-demo
+.PHONY: install system-deps demo lint test test-fast bench bench-scale bench-catalog bench-quality fidelity-weights clean-demo
 
 # Debian tools the tests drive for real: exiftool reads masters back like an auditor would,
 # Chromium + ChromeDriver run the review page's browser tests. Installed when missing and we may
@@ -50,7 +50,11 @@ FIDELITY_MODELS := $(if $(wildcard $(WEIGHTS)/restorium-fidelity-x4v3.pth),$(abs
 demo: install
 	$(if $(FIDELITY_MODELS),RESTORIUM_MODELS_DIR=$(FIDELITY_MODELS)) $(BIN)/restorium demo --home archive-demo
 
-test: install
+# Lint first: pyflakes, pycodestyle, import order, and a reason on every broad except (pyproject).
+lint: install
+	$(BIN)/ruff check .
+
+test: install lint
 	$(BIN)/python -m pytest
 
 test-fast: install

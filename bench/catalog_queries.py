@@ -39,9 +39,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from catalog.repository import Catalog  # noqa: E402
-from catalog.sql import agent_key  # noqa: E402
-from tasks.records.types import AgentInfo  # noqa: E402
+from catalog.repository import Catalog
+from catalog.sql import agent_key
+from tasks.records.types import AgentInfo
 
 TARGET_MS = 50.0
 EVENTS_PER_MASTER = 7

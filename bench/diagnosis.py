@@ -44,6 +44,7 @@ DATA = REPO.parent / "shared" / "data"
 
 from config.recipe import load_recipe  # noqa: E402
 from tasks.demo import samples  # noqa: E402
+from tasks.files.imageio import DecodedImage, decode  # noqa: E402
 from tasks.qa.diagnosis import blur as blur_mod  # noqa: E402
 from tasks.qa.diagnosis import diagnose, phash_distance  # noqa: E402
 from tasks.qa.diagnosis import jpeg as jpeg_mod  # noqa: E402
@@ -52,7 +53,6 @@ from tasks.qa.diagnosis import scratches as scratch_mod  # noqa: E402
 from tasks.qa.diagnosis import skew as skew_mod  # noqa: E402
 from tasks.qa.diagnosis import tone as tone_mod  # noqa: E402
 from tasks.qa.diagnosis.views import Views  # noqa: E402
-from tasks.files.imageio import DecodedImage, decode  # noqa: E402
 from tasks.steps.inpaint import dilate_mask  # noqa: E402
 
 ARCHIVAL_DILATE = load_recipe("archival").cleanup.dilate

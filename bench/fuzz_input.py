@@ -11,8 +11,8 @@ its traceback and (with --keep) the file that caused it. Exit status 1 when anyt
 from __future__ import annotations
 
 import argparse
-import logging
 import collections
+import logging
 import shutil
 import sys
 import tempfile
@@ -29,11 +29,11 @@ sys.path.insert(0, str(ROOT))
 
 import hostile_corpus  # noqa: E402
 
-from tasks.qa import assessment as qa  # noqa: E402
-from tasks.records.failures import ScanError, scan_boundary  # noqa: E402
 from tasks.files.imageio import decode  # noqa: E402
 from tasks.files.ingest import ingest_file  # noqa: E402
 from tasks.files.limits import Limits  # noqa: E402
+from tasks.qa import assessment as qa  # noqa: E402
+from tasks.records.failures import ScanError, scan_boundary  # noqa: E402
 
 DATA = ROOT.parent / "shared/data"
 

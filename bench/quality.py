@@ -107,16 +107,15 @@ class _Restorium:
     def __init__(self, models_dir: Path, recipe_name: str, workdir: Path, precision: str = "auto"):
         import torch
 
-        from models.precision import resolve_precision
-
         from config.recipe import load_recipe
         from config.version import software_version
         from models.agents import host_agent
         from models.faces import FaceDetector
+        from models.precision import resolve_precision
         from models.upscaler import Denoiser, Upscaler
         from models.weights import WeightsNotFoundError, resolve
-        from tasks.steps.pipeline import Toolkit
         from tasks.records.types import AgentInfo
+        from tasks.steps.pipeline import Toolkit
 
         torch.set_num_threads(os.cpu_count() or 1)
         self.recipe = load_recipe(recipe_name).with_target(scale=4)
@@ -147,8 +146,8 @@ class _Restorium:
         from tasks.files.imageio import decode
         from tasks.files.ingest import ingest_file
         from tasks.records.keys import derivation_key, stable_uuid
-        from tasks.steps.pipeline import process_scan
         from tasks.records.types import ScanJob
+        from tasks.steps.pipeline import process_scan
 
         self.count += 1
         path = self.workdir / f"scan{self.count}.png"
@@ -250,7 +249,7 @@ def main() -> None:
         print(f"{d:<14}{cells}{row['restorium'][0] - row['bicubic'][0]:>+14.2f}"
               f"{row['restorium'][1] - row['cli'][1]:>+15.4f}")
     avg = means["average"]
-    print(f"\nseconds: " + ", ".join(f"{m} {seconds[m]:.1f}" for m in names))
+    print("\nseconds: " + ", ".join(f"{m} {seconds[m]:.1f}" for m in names))
     checks = [
         ("restorium ≥ bicubic + 1.5 dB PSNR on average", avg["restorium"][0] >= avg["bicubic"][0] + 1.5),
         ("restorium ≥ cli + 0.05 SSIM on average", avg["restorium"][1] >= avg["cli"][1] + 0.05),

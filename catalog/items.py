@@ -21,8 +21,8 @@ from catalog.events import StepWrite, load_steps, record_steps
 from catalog.provenance import derivation_event_ids
 from catalog.schema import Agent, Event, EventAgent, EventFile, File, FileModel, Item, Run
 from catalog.sql import chunked, format_when, unique
-from tasks.records.keys import stable_uuid
 from tasks.records.item_record import AgentFacts, EventFacts, FileFacts, ItemRecord
+from tasks.records.keys import stable_uuid
 from tasks.records.types import FIXITY_CHECK, StepRecord
 
 _HEX = re.compile(r"^[0-9a-f]{1,64}$")

@@ -13,7 +13,17 @@ from sqlalchemy import Connection, Row, select
 from catalog.events import load_steps
 from catalog.schema import Event, EventFile, File, Item, Run
 from catalog.sql import unique
-from tasks.records.types import APPROVAL, DIGEST, FIXITY_CHECK, INGESTION, REJECTION, REPRODUCTION, AgentInfo, AuditRecord, StepRecord
+from tasks.records.types import (
+    APPROVAL,
+    DIGEST,
+    FIXITY_CHECK,
+    INGESTION,
+    REJECTION,
+    REPRODUCTION,
+    AgentInfo,
+    AuditRecord,
+    StepRecord,
+)
 
 # Events about a file once it exists: never part of how it was made (and an original may gather
 # years of fixity checks, which the audit need not read).

@@ -20,14 +20,40 @@ from catalog import items, provenance
 from catalog.db import CatalogError, make_engine, upgrade, write_transaction
 from catalog.events import StepWrite, check_step, load_steps, record_steps, upsert_agents
 from catalog.schema import (
-    ENTRY_OUTCOMES, RUN_STATUSES, TABLES, Event, EventFile, File, FileModel, Item, Run, RunEntry, utcnow,
+    ENTRY_OUTCOMES,
+    RUN_STATUSES,
+    TABLES,
+    Event,
+    EventFile,
+    File,
+    FileModel,
+    Item,
+    Run,
+    RunEntry,
+    utcnow,
 )
 from catalog.sql import (
-    agent_key, chunked, derived_key, insert_ignore, insert_ignore_one, item_uuid, original_key, original_uuid, unique,
+    agent_key,
+    chunked,
+    derived_key,
+    insert_ignore,
+    insert_ignore_one,
+    item_uuid,
+    original_key,
+    original_uuid,
+    unique,
 )
 from tasks.records.item_record import ItemRecord
 from tasks.records.types import (
-    DIGEST, INGESTION, VALIDATION, AgentInfo, AuditRecord, OriginalFacts, ScanOutcome, StepRecord, WrittenFile,
+    DIGEST,
+    INGESTION,
+    VALIDATION,
+    AgentInfo,
+    AuditRecord,
+    OriginalFacts,
+    ScanOutcome,
+    StepRecord,
+    WrittenFile,
 )
 
 INGEST_TYPES = (INGESTION, DIGEST)

@@ -19,8 +19,7 @@ from catalog.events import load_steps
 from catalog.repository import Catalog
 from catalog.schema import Event, EventFile, File, Item, Run
 from catalog.sql import chunked, format_when, unique
-from tasks.records.types import REPROCESSING
-from tasks.records.types import APPROVAL, QUALITY_ASSESSMENT, REJECTION, StepRecord
+from tasks.records.types import APPROVAL, QUALITY_ASSESSMENT, REJECTION, REPROCESSING, StepRecord
 
 _DECISIONS = (APPROVAL, REJECTION)
 

@@ -117,9 +117,8 @@ def _exit_for(summary: dict) -> None:
 def _run_flow(scans_dir: Path, recipe: str, scale, long_edge, *, only_new: bool = False, **overrides: Any) -> dict:
     from pydantic import ValidationError
 
-    from config.recipe import RecipeError, load_recipe
-
     from config.capture import load_capture_profile
+    from config.recipe import RecipeError, load_recipe
 
     try:
         cfg = _settings(**overrides)
@@ -151,7 +150,7 @@ def _run_flow(scans_dir: Path, recipe: str, scale, long_edge, *, only_new: bool 
     except RunStopped as stopped:  # on purpose (failure budget, full disk): say how far it got, and why
         stopped.summary["stopped"] = str(stopped)
         return stopped.summary
-    except Exception as exc:  # not a bad scan (those are outcomes): Prefect, Ray or the catalog failed
+    except Exception as exc:  # noqa: BLE001 - not a bad scan (those are outcomes): Prefect, Ray or the catalog failed
         err.print_exception(max_frames=8)
         fail(f"run crashed: {type(exc).__name__}: {exc}\nWhat was recorded stays; run again to resume.",
              code=EXIT_CRASHED)

@@ -24,7 +24,6 @@ from rich.table import Table
 
 from flows.console import err, escape, fail, out
 
-
 Home = Annotated[Optional[Path], typer.Option(help="Archive root (RESTORIUM_HOME).")]
 CatalogUrl = Annotated[Optional[str], typer.Option(help="Catalog URL (RESTORIUM_CATALOG_URL).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -50,8 +49,8 @@ def _line(text: str) -> None:
 def item_export(master: Path, fmt: str, cfg: Any) -> None:
     """Print the PREMIS XML (validated) or the same record as JSON for the master's item."""
     from catalog.repository import Catalog
-    from tasks.preservation import premis
     from tasks.files.atomic import sha256_file
+    from tasks.preservation import premis
 
     with Catalog.open(cfg.resolved_catalog_url) as catalog:
         ref = catalog.file_ref(path=str(master.resolve()), sha256=sha256_file(master))

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 
-def register(app: typer.Typer, fail, settings) -> None:  # noqa: ANN001 - the CLI's own helpers
+def register(app: typer.Typer, fail, settings) -> None:
     @app.command()
     def schedule(
         scans_dir: Annotated[Path, typer.Argument(help="Folder of scans (searched recursively).")],

@@ -32,16 +32,16 @@ from flows import workers
 from flows.models_setup import RecipeModels, resolve_recipe_models
 from flows.progress import reporter
 from models.agents import software_agent
-from tasks.qa.diagnosis.phash import NEAR_DUPLICATE_BITS, phash_distance
+from tasks.files.atomic import atomic_write
 from tasks.files.ingest import discover_all, identifier_for, ingest_file, ingest_steps
 from tasks.files.limits import Limits
 from tasks.qa.assessment import thresholds as qa_thresholds
-from tasks.reports import run_report
-from tasks.files.atomic import atomic_write
-from tasks.reports.qa_report import summarize
+from tasks.qa.diagnosis.phash import NEAR_DUPLICATE_BITS, phash_distance
 from tasks.records.keys import derivation_key, stable_uuid
-from tasks.steps.pipeline import rejection_uuid
 from tasks.records.types import OriginalFacts, ScanJob, ScanOutcome
+from tasks.reports import run_report
+from tasks.reports.qa_report import summarize
+from tasks.steps.pipeline import rejection_uuid
 
 
 @dataclass
@@ -449,7 +449,7 @@ def _qa_report(cfg: Settings, run_uuid: str, entries: list[dict[str, Any]]) -> s
     try:
         create_markdown_artifact(markdown=summary.to_markdown(), key=f"qa-{run_uuid[:8]}",
                                  description=f"QA summary of run {run_uuid}")
-    except Exception as exc:  # an artifact is a convenience: the HTML report is the record
+    except Exception as exc:  # noqa: BLE001 - an artifact is a convenience: the HTML report is the record
         reporter().note(f"could not publish the Prefect QA artifact: {exc}")
     return str(path)
 
@@ -465,5 +465,5 @@ def _write_report(cfg: Settings, summary: RunSummary) -> None:
     try:
         create_markdown_artifact(markdown=run_report.to_markdown(data), key=f"run-{summary.run_uuid[:8]}",
                                  description=f"restorium run {summary.run_uuid}")
-    except Exception as exc:  # the report files are the record; the artifact is a convenience
+    except Exception as exc:  # noqa: BLE001 - the report files are the record; the artifact is a convenience
         reporter().note(f"could not publish the Prefect run artifact: {exc}")

@@ -32,8 +32,8 @@ from models.cards import CARDS
 from models.loading import build_network, select_device
 from models.precision import autocast, resolve_precision
 from models.weights import ResolvedWeights, import_weights, resolve
-from tasks.files.atomic import atomic_write
 from tasks.demo.samples import add_noise, defocus_blur, jpeg_roundtrip
+from tasks.files.atomic import atomic_write
 
 
 @dataclass(frozen=True)

@@ -316,7 +316,7 @@ def _open_bounded(request: urllib.request.Request, timeout: float) -> Any:
     def target() -> None:
         try:
             box["response"] = urllib.request.urlopen(request, timeout=timeout)
-        except BaseException as exc:  # handed to the caller's thread
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             box["error"] = exc
 
     thread = threading.Thread(target=target, name="restorium-fetch-open", daemon=True)

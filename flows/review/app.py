@@ -30,10 +30,9 @@ from catalog import review
 from catalog.repository import Catalog
 from config.recipe import list_presets, load_recipe
 from config.settings import Settings
-from flows.review import actions
+from flows.review import actions, previews
 from flows.review.queue import Launcher
 from flows.review.security import SESSION_COOKIE, Guard, host_header_is_loopback, safe_document, safe_next
-from flows.review import previews
 from tasks.files.atomic import sha256_file
 from tasks.files.imageio import ScanError
 from tasks.preservation.reprocess import STRENGTHS

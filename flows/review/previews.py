@@ -28,13 +28,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from PIL import Image
 
 from tasks.files.atomic import atomic_write
-from tasks.qa.diagnosis.views import resize_long_side  # area-averaged, never enlarged
 from tasks.files.imageio import decode
+from tasks.qa.diagnosis.views import resize_long_side  # area-averaged, never enlarged
 
 PREVIEW_EDGES = (320, 1600)  # thumbnail in the item list, the before/after view
 TILE = 256  # pixels of the full-resolution image per tile side

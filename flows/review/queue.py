@@ -64,7 +64,7 @@ def run_pending(cfg: Settings) -> list[dict[str, Any]]:
                         summary = exc.summary
                     except ArchiveBusy:  # another run holds the archive: the requests stay queued
                         raise
-                    except Exception as exc:  # the run itself failed: every request says why, none is lost
+                    except Exception as exc:  # noqa: BLE001 - the run itself failed: every request says why, none is lost
                         for facts, request in todo:
                             results.append(_finish(catalog, facts, request, None, None,
                                                    f"the run failed: {type(exc).__name__}: {exc}"))

@@ -19,8 +19,8 @@ import numpy as np
 import tifffile
 from PIL import Image, ImageCms
 
-from tasks.records.failures import INVALID, UNSUPPORTED, ScanError, scan_boundary
 from tasks.files.limits import DEFAULT, MAX_PAGES, Limits, check_chunk, check_image
+from tasks.records.failures import INVALID, UNSUPPORTED, ScanError, scan_boundary
 from tasks.records.types import TechnicalMetadata
 
 __all__ = ["SUFFIXES", "ScanError", "DecodedImage", "sniff_format", "looks_like_image", "inspect", "decode",

@@ -11,10 +11,10 @@ import stat as stat_mode
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tasks.records.failures import ScanError, scan_boundary
 from tasks.files.imageio import SUFFIXES, inspect, looks_like_image
-from tasks.records.keys import stable_uuid
 from tasks.files.limits import DEFAULT, Limits
+from tasks.records.failures import ScanError, scan_boundary
+from tasks.records.keys import stable_uuid
 from tasks.records.types import DIGEST, INGESTION, AgentInfo, OriginalFacts, StepRecord, utc_now
 
 _CHUNK = 1 << 20

@@ -22,8 +22,8 @@ from PIL import Image
 
 from tasks.files.atomic import atomic_write, sha256_file
 from tasks.files.digest import pixel_digest
-from tasks.records.types import AuditRecord, WrittenFile
 from tasks.files.xmp import PIXEL_DIGEST_KEY, SourceMetadata, embed, software_label
+from tasks.records.types import AuditRecord, WrittenFile
 
 Compression = Literal["deflate", "lzw", "none"]
 

@@ -211,7 +211,7 @@ def read_source_metadata(original_path: str | os.PathLike[str]) -> SourceMetadat
         return SourceMetadata()
     try:
         img = pyexiv2.ImageData(data)
-    except Exception as exc:  # any exiv2 failure means "no metadata"
+    except Exception as exc:  # noqa: BLE001 - any exiv2 failure means "no metadata"
         log.warning("%s: pyexiv2 cannot parse its metadata (%s); none carried over", path, exc)
         return SourceMetadata()
     meta = SourceMetadata()
@@ -221,7 +221,7 @@ def read_source_metadata(original_path: str | os.PathLike[str]) -> SourceMetadat
         meta.xmp = _read_part(path, "XMP", lambda enc: _xmp_with_array_kinds(img.read_xmp_detail(enc)))
         try:
             meta.icc = img.read_icc() or None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - exiv2 raises untyped errors: carrying metadata over is best-effort
             log.warning("%s: cannot read its ICC profile (%s)", path, exc)
     finally:
         img.close()
@@ -235,7 +235,7 @@ def _read_part(path: Path, what: str, read: Any) -> dict[str, Any]:
         except UnicodeDecodeError:  # old files carry Latin-1 text in EXIF/IPTC
             log.info("%s: %s text is not UTF-8; read as Latin-1", path, what)
             return read("latin-1")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - exiv2 raises untyped errors: carrying metadata over is best-effort
         log.warning("%s: cannot read its %s (%s); not carried over", path, what, exc)
         return {}
 
@@ -356,7 +356,7 @@ def embed(
         own_xmp.update(_with_prefix(extra, "Xmp."))
         try:
             scratch = _scratch(mime, exif, iptc, {**carried_xmp, **own_xmp})
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - exiv2 raises untyped errors: carrying metadata over is best-effort
             # All together may not fit where each part did (a JPEG's XMP is limited to 64 KB):
             # keep our provenance, drop the original's XMP.
             log.warning("%s: the original's XMP cannot be carried over with the provenance (%s); "
@@ -571,14 +571,14 @@ def _valid(path: Path, mime: str, kind: str, carried: dict[str, Any], split: Any
     try:
         _scratch(mime, **{**probe, kind: carried}).close()
         return carried
-    except Exception:  # find the culprits one group at a time
+    except Exception:  # noqa: BLE001 - find the culprits one group at a time
         pass
     good: dict[str, Any] = {}
     for group in split(carried):
         try:
             _scratch(mime, **{**probe, kind: group}).close()
             good.update(group)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - exiv2 raises untyped errors: carrying metadata over is best-effort
             log.warning("%s: the original's %s %s cannot be carried over (%s)",
                         path, kind.upper(), ", ".join(list(group)[:3]), str(exc).strip())
     return good

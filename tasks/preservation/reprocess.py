@@ -17,7 +17,6 @@ from tasks.preservation.decisions import person_agent
 from tasks.records.keys import stable_uuid
 from tasks.records.types import REPROCESSING, AgentInfo, StepRecord, utc_now
 
-
 # The strengths a reviewer may change (recipe field → label). Ranges are the recipe's own.
 STRENGTHS = {
     "denoise.auto_fraction": "denoise strength (× measured noise)",

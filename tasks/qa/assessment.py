@@ -19,9 +19,8 @@ from typing import Literal
 
 import numpy as np
 
-from tasks.qa.diagnosis import Diagnosis, diagnose
-from tasks.qa.diagnosis import blur, jpeg, noise, scratches, skew, tone
 from tasks.files.imageio import DecodedImage
+from tasks.qa.diagnosis import Diagnosis, blur, diagnose, jpeg, noise, scratches, skew, tone
 
 _CHANNELS = ("red", "green", "blue")
 
@@ -110,7 +109,6 @@ def assess(image: DecodedImage) -> QAReport:
 def thresholds() -> dict[str, float | list[float]]:
     """The thresholds above (or below) which a finding is reported, keyed as the QA report's
     histogram panels are: drawn on them so a person sees where the line is."""
-    from tasks.qa.diagnosis import blur
 
     return {
         "noise_sigma": noise.NOISY_SIGMA,

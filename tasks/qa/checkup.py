@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from config.capture import CaptureProfile
+from tasks.files.imageio import decode, inspect
+from tasks.files.limits import DEFAULT, Limits
 from tasks.qa import assessment as qa_stage
 from tasks.qa.capture import check_capture
 from tasks.records.failures import ScanError, scan_boundary
-from tasks.files.imageio import decode, inspect
-from tasks.files.limits import DEFAULT, Limits
 
 
 def check_file(path: Path, *, profile: CaptureProfile | None, max_pixels: int) -> dict[str, Any]:

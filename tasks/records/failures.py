@@ -118,7 +118,7 @@ def scan_boundary(path: str | Path, notes: list[str] | None = None, what: str = 
         if capture:
             warnings.simplefilter("always")
         yield
-    except Exception as exc:  # noqa: BLE001 - this is the boundary: nothing may escape it
+    except Exception as exc:  # this is the boundary: nothing may escape it
         raise failure_of(path, exc, what) from exc
     finally:
         if capture:

@@ -23,28 +23,37 @@ import numpy as np
 
 from config.capture import CaptureProfile
 from config.recipe import Recipe, canonical_json
+from tasks.files.imageio import DecodedImage, decode, from_float, inspect, quantize_in_place, to_float
+from tasks.files.limits import Limits
+from tasks.files.tag import icc_problem, write_access, write_master
+from tasks.files.xmp import read_source_metadata
 from tasks.qa import assessment as qa_stage
 from tasks.qa.capture import CaptureCheck, check_capture
+from tasks.records.failures import TOO_LARGE, TRANSIENT, ScanError, scan_boundary
+from tasks.records.keys import stable_uuid
+from tasks.records.types import (
+    METADATA_TAGGING,
+    QUALITY_ASSESSMENT,
+    RESTORATION,
+    UPSCALING,
+    VALIDATION,
+    AgentInfo,
+    AuditRecord,
+    ScanJob,
+    ScanOutcome,
+    StepRecord,
+    utc_now,
+)
+from tasks.reports.review import review_sheet, write_review_sheet
 from tasks.steps.deblur import deblur, psf_from_findings
 from tasks.steps.faces import blend_by_mask, face_mask
 from tasks.steps.fidelity import fidelity_check
 from tasks.steps.finish import add_grain, blended_at_scan_size, color_transfer, consistency, fidelity_blend, sharpen
-from tasks.records.failures import TOO_LARGE, TRANSIENT, ScanError, scan_boundary
-from tasks.files.imageio import DecodedImage, decode, from_float, inspect, quantize_in_place, to_float
-from tasks.files.limits import Limits
 from tasks.steps.inpaint import inpaint
-from tasks.records.keys import stable_uuid
 from tasks.steps.plan import Plan, plan_scan
 from tasks.steps.restore import aligned_bands, denoise_nlmeans, resize_rows
-from tasks.reports.review import review_sheet, write_review_sheet
-from tasks.files.tag import icc_problem, write_access, write_master
 from tasks.steps.tone import clahe_luminance, levels, white_balance
-from tasks.records.types import (
-    METADATA_TAGGING, QUALITY_ASSESSMENT, RESTORATION, UPSCALING, VALIDATION,
-    AgentInfo, AuditRecord, ScanJob, ScanOutcome, StepRecord, utc_now,
-)
 from tasks.steps.upscale import upscale_alpha, upscale_to
-from tasks.files.xmp import read_source_metadata
 
 
 class UpscalerLike(Protocol):
@@ -140,7 +149,7 @@ def process_scan(job: ScanJob, kit: Toolkit) -> ScanOutcome:
         if image.notes:  # conversions on reading (CMYK → RGB, 1-bit → 8-bit…) are part of provenance
             run.add_step(VALIDATION, "decode", "; ".join(image.notes), {"notes": image.notes})
         outcome = _master(run, image)
-    except Exception as exc:  # one bad scan never stops the batch: report it, go on
+    except Exception as exc:  # noqa: BLE001 - one bad scan never stops the batch: report it, go on
         outcome = _error(run, f"{type(exc).__name__}: {exc}")
     outcome.notes = list(image.notes)
     return outcome

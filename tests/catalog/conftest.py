@@ -31,6 +31,7 @@ from tasks.records.types import (
     WrittenFile,
 )
 
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":

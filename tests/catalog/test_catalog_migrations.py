@@ -19,7 +19,7 @@ from catalog.schema import Base, Item
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "catalog" / "alembic.ini"
 
 
-def _diff(engine) -> list:  # noqa: ANN001
+def _diff(engine) -> list:
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         return compare_metadata(context, Base.metadata)

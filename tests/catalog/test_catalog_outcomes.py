@@ -12,7 +12,7 @@ from catalog import Catalog, CatalogError, MasterInfo
 from tasks.records.types import AuditRecord, ScanOutcome
 
 
-def _ingest(catalog: Catalog, records, run_uuid: str, *names: str):  # noqa: ANN202
+def _ingest(catalog: Catalog, records, run_uuid: str, *names: str):
     facts = [records.facts(n) for n in names]
     result = catalog.record_ingest(run_uuid, [records.entry(f) for f in facts])
     return facts, result

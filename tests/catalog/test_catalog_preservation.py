@@ -16,8 +16,8 @@ from catalog import Catalog
 from catalog.db import make_engine, upgrade
 from catalog.schema import Agent
 from catalog.sql import agent_key
-from tasks.preservation.fixity import check_file, fixity_step
 from tasks.preservation.decisions import decision_step
+from tasks.preservation.fixity import check_file, fixity_step
 from tasks.records.types import AgentInfo, ScanOutcome
 
 GIT = {"git_commit": "c" * 40}
@@ -168,7 +168,7 @@ def test_migration_0003_keeps_masters_and_backfills_their_models(db_url: str, re
         engine.dispose()
 
 
-def _write_as_0002(engine, records, facts, outcome: ScanOutcome) -> None:  # noqa: ANN001
+def _write_as_0002(engine, records, facts, outcome: ScanOutcome) -> None:
     """Rows as the code of revision 0002 wrote them: plain SQL, since today's code knows new columns."""
     from sqlalchemy import text
 

@@ -20,7 +20,7 @@ from config.version import software_version
 from flows.restore_batch import restore_batch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import hostile_corpus  # noqa: E402
+import hostile_corpus
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_and_ray")]
 

@@ -30,9 +30,9 @@ from flows.cli import app
 from flows.fixity import fixity_check
 from flows.reproduce import ReproduceRefused, reproduce
 from flows.restore_batch import restore_batch
-from tasks.preservation import premis
 from tasks.files.digest import file_pixel_digest
 from tasks.files.xmp import read_provenance
+from tasks.preservation import premis
 
 pytestmark = pytest.mark.slow
 

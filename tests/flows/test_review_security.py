@@ -24,8 +24,8 @@ from typer.testing import CliRunner
 
 from catalog import Catalog
 from config.settings import Settings
-from flows.cli import app as cli
 from flows.actors import software_agent
+from flows.cli import app as cli
 from tasks.files.ingest import identifier_for, ingest_file, ingest_steps
 
 with warnings.catch_warnings():  # starlette suggests httpx2; httpx is what is installed
@@ -336,8 +336,8 @@ def _view(client, uuid: str) -> dict[str, bytes]:
 
 
 def test_the_app_prunes_what_earlier_sessions_left_over_budget_at_start(budgeted) -> None:
-    from flows.review.app import create_app
     from flows.review import previews
+    from flows.review.app import create_app
 
     for i, (name, (_, sha)) in enumerate(sorted(budgeted["originals"].items())):
         previews.build(budgeted["scans"] / name, sha, budgeted["cache"], max_pixels=10**9)
@@ -357,8 +357,8 @@ def test_the_app_prunes_what_earlier_sessions_left_over_budget_at_start(budgeted
 
 
 def test_viewing_many_files_keeps_the_cache_under_budget_and_every_image_serves(budgeted) -> None:
-    from flows.review.app import create_app
     from flows.review import previews
+    from flows.review.app import create_app
 
     app = create_app(budgeted["cfg"], autorun=False)
     first = {}

@@ -4,8 +4,8 @@ still masters every scan once, with nothing half-written and nothing recorded tw
 from __future__ import annotations
 
 import json
-import signal
 import os
+import signal
 import sqlite3
 import subprocess
 import sys

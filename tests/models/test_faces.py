@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from models.faces import Face, FaceDetector
-from tasks.steps.faces import blend_by_mask, face_mask
 from tasks.files.imageio import decode, to_float
+from tasks.steps.faces import blend_by_mask, face_mask
 from tasks.steps.restore import resize
 
 YUNET_SHA256 = "ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0"  # ../shared/models/MODELS.md

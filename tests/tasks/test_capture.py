@@ -10,8 +10,8 @@ import tifffile
 from PIL import ImageCms
 
 from config.capture import CaptureProfile, load_capture_profile
-from tasks.qa.capture import check_capture, description_matches, read_icc
 from tasks.files.imageio import decode, inspect
+from tasks.qa.capture import check_capture, description_matches, read_icc
 from tasks.records.types import TechnicalMetadata
 
 

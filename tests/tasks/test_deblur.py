@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from skimage.restoration import estimate_sigma
 
-from tasks.steps.deblur import DEFAULT_MAX_NOISE_GAIN, deblur, motion_psf, psf_from_findings
 from tasks.files.imageio import decode, to_float
+from tasks.steps.deblur import DEFAULT_MAX_NOISE_GAIN, deblur, motion_psf, psf_from_findings
 
 CLEAN = ["sr_gt/McMaster/1.tif", "sr_gt/McMaster/5.tif", "sr_gt/CBSD68/102061.png", "sr_gt/CBSD68/19021.png"]
 MOTION = {"type": "motion", "score": 0.8, "angle_deg": 30.0, "length_px": 11.0, "sigma_px": None}

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from tasks.demo import samples
+from tasks.files.imageio import DecodedImage, decode
 from tasks.qa.diagnosis.jpeg import BLOCKY, assess_jpeg
 from tasks.qa.diagnosis.views import Views
-from tasks.files.imageio import DecodedImage, decode
 
 
 def test_blockiness_separates_jpeg_from_png(shared_data):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from tasks.demo import samples
+from tasks.files.imageio import DecodedImage, decode
 from tasks.qa.diagnosis.noise import NOISY_SIGMA, noise_sigma
 from tasks.qa.diagnosis.views import Views
-from tasks.files.imageio import DecodedImage, decode
 
 
 def _sigma(pixels: np.ndarray) -> float:

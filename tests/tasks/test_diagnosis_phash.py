@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 
 from tasks.demo import samples
+from tasks.files.imageio import DecodedImage, decode
 from tasks.qa.diagnosis.phash import NEAR_DUPLICATE_BITS, perceptual_hash, phash_distance
 from tasks.qa.diagnosis.views import Views
-from tasks.files.imageio import DecodedImage, decode
 
 
 def _hash(pixels: np.ndarray) -> str:

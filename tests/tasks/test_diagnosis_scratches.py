@@ -10,10 +10,10 @@ from skimage import data as skdata
 
 from config.recipe import load_recipe
 from tasks.demo import samples
+from tasks.files.imageio import DecodedImage, decode
 from tasks.qa.diagnosis.noise import noise_sigma
 from tasks.qa.diagnosis.scratches import assess_scratches
 from tasks.qa.diagnosis.views import Views
-from tasks.files.imageio import DecodedImage, decode
 from tasks.steps.inpaint import dilate_mask, inpaint
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from tasks.demo import samples
+from tasks.files.imageio import DecodedImage, decode
 from tasks.qa.diagnosis.skew import assess_skew
 from tasks.qa.diagnosis.views import Views
-from tasks.files.imageio import DecodedImage, decode
 
 
 def _skew(pixels: np.ndarray) -> float:

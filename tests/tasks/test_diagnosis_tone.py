@@ -7,11 +7,18 @@ import numpy as np
 import pytest
 
 from tasks.demo import samples
+from tasks.files.imageio import DecodedImage, decode
 from tasks.qa.diagnosis.tone import (
-    FADED_CONTRAST, TONED_RESIDUAL, cast_is_reported, clipping, colour_cast, contrast, hue_name, is_toned_print,
+    FADED_CONTRAST,
+    TONED_RESIDUAL,
+    cast_is_reported,
+    clipping,
+    colour_cast,
+    contrast,
+    hue_name,
+    is_toned_print,
 )
 from tasks.qa.diagnosis.views import Views
-from tasks.files.imageio import DecodedImage, decode
 
 
 def _views(pixels: np.ndarray) -> Views:

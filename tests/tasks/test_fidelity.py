@@ -14,9 +14,9 @@ import pytest
 
 from models.upscaler import Upscaler
 from models.weights import resolve
+from tasks.files.imageio import decode, to_float
 from tasks.steps.fidelity import DEFAULT_SSIM_THRESHOLD, fidelity_check
 from tasks.steps.finish import fidelity_blend
-from tasks.files.imageio import decode, to_float
 from tasks.steps.restore import resize
 
 IMAGES = ["sr_gt/CBSD68/102061.png", "sr_gt/McMaster/5.tif", "old_photos/old/e.png", "real_lowquality/Lincoln.png"]
@@ -108,8 +108,9 @@ def test_identity_grayscale_16bit_and_tiny_inputs(shared_data):
 def test_banded_ssim_is_skimages_on_the_whole_image(shared_data, monkeypatch):
     """The guard measures a tall scan a band of rows at a time (memory); the mean and the map are
     skimage's on the whole image up to float rounding."""
-    import tasks.steps.fidelity as fidelity
     from skimage.metrics import structural_similarity
+
+    import tasks.steps.fidelity as fidelity
 
     ref = cv2.cvtColor(decode(shared_data / "sr_gt/McMaster/1.tif", max_pixels=10**8).pixels, cv2.COLOR_RGB2GRAY)
     ref = (ref / 255.0).astype(np.float32)

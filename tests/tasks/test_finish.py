@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
+from tasks.files.imageio import decode, to_float
 from tasks.steps.deblur import gaussian_psf
 from tasks.steps.finish import add_grain, color_transfer, consistency, fidelity_blend, sharpen
-from tasks.files.imageio import decode, to_float
 from tasks.steps.restore import resize
 from tasks.steps.tone import from_lab, to_lab
 

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tasks.records.failures import MEMORY, TOO_LARGE, UNREADABLE, ScanError, failure_of, scan_boundary
 from tasks.files.imageio import decode, inspect, jpeg_frame
 from tasks.files.ingest import discover_all, ingest_file
 from tasks.files.limits import Limits, check_image
+from tasks.records.failures import MEMORY, TOO_LARGE, UNREADABLE, ScanError, failure_of, scan_boundary
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import hostile_corpus  # noqa: E402
+import hostile_corpus
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,10 @@ from models.upscaler import Denoiser, Upscaler
 from models.weights import resolve
 from tasks.files.imageio import decode
 from tasks.files.ingest import ingest_file, ingest_steps
-from tasks.records.keys import derivation_key, stable_uuid
-from tasks.steps.pipeline import Toolkit, process_scan
-from tasks.records.types import QUALITY_ASSESSMENT, AgentInfo, ScanJob
 from tasks.files.xmp import read_provenance
+from tasks.records.keys import derivation_key, stable_uuid
+from tasks.records.types import QUALITY_ASSESSMENT, AgentInfo, ScanJob
+from tasks.steps.pipeline import Toolkit, process_scan
 
 SOFTWARE = AgentInfo(kind="software", name="restorium", version=software_version())
 

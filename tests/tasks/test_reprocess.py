@@ -6,8 +6,7 @@ import pytest
 
 from config.recipe import load_recipe
 from tasks.preservation.reprocess import done_step, request_step, requested_recipe
-from tasks.records.types import REPROCESSING
-from tasks.records.types import AgentInfo
+from tasks.records.types import REPROCESSING, AgentInfo
 
 SOFTWARE = AgentInfo(kind="software", name="restorium", version="test")
 

@@ -9,8 +9,8 @@ import numpy as np
 
 from models.faces import FaceDetector
 from tasks.files.imageio import decode, to_float
-from tasks.steps.restore import resize
 from tasks.reports.review import review_sheet, sharpest_window, write_review_sheet
+from tasks.steps.restore import resize
 
 
 def _rgb(shared_data: Path, name: str) -> np.ndarray:

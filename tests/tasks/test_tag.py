@@ -17,9 +17,9 @@ from PIL import Image, ImageCms
 import tasks.files.tag
 from tasks.files.atomic import atomic_write, sha256_file
 from tasks.files.digest import file_pixel_digest
-from tasks.records.types import INGESTION, UPSCALING, AgentInfo, AuditRecord, StepRecord
-from tasks.files.xmp import DST_WITH_TRAINED_MODEL, read_provenance, read_source_metadata
 from tasks.files.tag import access_pixels, write_access, write_master
+from tasks.files.xmp import DST_WITH_TRAINED_MODEL, read_provenance, read_source_metadata
+from tasks.records.types import INGESTION, UPSCALING, AgentInfo, AuditRecord, StepRecord
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()

@@ -17,16 +17,6 @@ import pytest
 import tifffile
 from PIL import Image, ImageCms
 
-from tasks.records.types import (
-    DIGEST,
-    INGESTION,
-    METADATA_TAGGING,
-    RESTORATION,
-    UPSCALING,
-    AgentInfo,
-    AuditRecord,
-    StepRecord,
-)
 from tasks.files.xmp import (
     DST_ALGORITHMIC,
     DST_WITH_TRAINED_MODEL,
@@ -37,6 +27,16 @@ from tasks.files.xmp import (
     embed,
     read_provenance,
     read_source_metadata,
+)
+from tasks.records.types import (
+    DIGEST,
+    INGESTION,
+    METADATA_TAGGING,
+    RESTORATION,
+    UPSCALING,
+    AgentInfo,
+    AuditRecord,
+    StepRecord,
 )
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"

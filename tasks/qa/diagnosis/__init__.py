@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from tasks.files.imageio import DecodedImage
 from tasks.qa.diagnosis.blur import assess_blur
 from tasks.qa.diagnosis.jpeg import assess_jpeg
 from tasks.qa.diagnosis.noise import noise_sigma
@@ -35,7 +36,6 @@ from tasks.qa.diagnosis.scratches import assess_scratches
 from tasks.qa.diagnosis.skew import assess_skew
 from tasks.qa.diagnosis.tone import clipping, colour_cast, contrast
 from tasks.qa.diagnosis.views import Views, json_float
-from tasks.files.imageio import DecodedImage
 
 __all__ = ["Diagnosis", "diagnose", "phash_distance", "sharpness"]
 

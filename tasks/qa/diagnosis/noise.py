@@ -19,8 +19,8 @@ demosaicing made spatially correlated (several RNI15 photos) reads lower than it
 
 from __future__ import annotations
 
-import numpy as np
 import cv2
+import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.stats import gamma
 from skimage.restoration import estimate_sigma
