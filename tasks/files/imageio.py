@@ -457,27 +457,30 @@ def to_float(pixels: np.ndarray) -> np.ndarray:
     return pixels.astype(np.float32) / float(np.iinfo(pixels.dtype).max)
 
 
+def _quantize_into(values: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Rounded integer samples of float `values` in [0, 1] written into `out`, a band of rows at a
+    time (no master-sized float temporaries); each band is read whole before it is written."""
+    peak = float(np.iinfo(out.dtype).max)
+    for y in range(0, values.shape[0], 256):
+        out[y : y + 256] = np.clip(np.rint(values[y : y + 256] * peak), 0, peak)
+    return out
+
+
+def _integer_dtype(bit_depth: int) -> type:
+    return np.uint16 if bit_depth == 16 else np.uint8
+
+
 def quantize_in_place(values: np.ndarray, bit_depth: int) -> np.ndarray:
     """from_float(values, bit_depth), written over `values`' own memory, which is consumed: a
     master's float pixels and its integer ones are never held at once (1.15 GB + 0.58 GB for a
-    24 MP scan's x2 master). Row bands go front to back; integer rows are at most half as wide
-    in bytes as float32 rows, so a band is written only where rows already read lay."""
+    24 MP scan's x2 master). Bands go front to back; integer rows are at most half as wide in
+    bytes as float32 rows, so a band is written only where rows already read lay."""
     if values.dtype != np.float32 or not values.flags["C_CONTIGUOUS"]:
         raise ValueError(f"expected C-contiguous float32 values, got {values.dtype}")
-    dtype = np.uint16 if bit_depth == 16 else np.uint8
-    peak = float(np.iinfo(dtype).max)
-    out = values.reshape(-1).view(dtype)[: values.size].reshape(values.shape)
-    for y in range(0, values.shape[0], 256):
-        band = np.clip(np.rint(values[y : y + 256] * peak), 0, peak)  # read before the write below
-        out[y : y + 256] = band
-    return out
+    dtype = _integer_dtype(bit_depth)
+    return _quantize_into(values, values.reshape(-1).view(dtype)[: values.size].reshape(values.shape))
 
 
 def from_float(values: np.ndarray, bit_depth: int) -> np.ndarray:
     """float in [0, 1] → uint8/uint16 with rounding (not truncation)."""
-    dtype = np.uint16 if bit_depth == 16 else np.uint8
-    peak = float(np.iinfo(dtype).max)
-    out = np.empty(values.shape, dtype)
-    for y in range(0, values.shape[0], 256):  # a band at a time: no master-sized float temporaries
-        out[y : y + 256] = np.clip(np.rint(values[y : y + 256] * peak), 0, peak)
-    return out
+    return _quantize_into(values, np.empty(values.shape, _integer_dtype(bit_depth)))

@@ -45,27 +45,31 @@ def fidelity_blend(
     if strength <= 0:
         return ai if out is None else _copy_into(ai, out)
     dst = _target(ai, out)
-    h, w = ai.shape[:2]
-    for big, small in aligned_bands(h, restored.shape[0]):
-        classical = resize_rows(restored, w, h, big, small)
-        cv2.addWeighted(ai[big], 1.0 - strength, classical, strength, 0.0, dst=dst[big])
-        np.clip(dst[big], 0.0, 1.0, out=dst[big])
+    for big, small in aligned_bands(ai.shape[0], restored.shape[0]):
+        _blend_band(ai, restored, strength, big, small, dst[big])
     return dst
 
 
 def blended_at_scan_size(ai: np.ndarray, restored: np.ndarray, strength: float) -> np.ndarray:
     """fidelity_blend(ai, restored, strength) area-resized to the restored scan's size, without
-    the full-size blend: band by band, each band's rows shrinking onto whole rows of the scan."""
-    h, w = ai.shape[:2]
+    the full-size blend: band by band, each band's rows shrinking onto whole rows of the scan.
+    (The pipeline blends again after the consistency step: the classical upscale is resampled
+    twice rather than held at the master's size in between.)"""
     sh, sw = restored.shape[:2]
     small_out = np.empty((sh, sw, 3), np.float32)
-    for big, small in aligned_bands(h, sh):
-        band = ai[big]
-        if strength > 0:
-            classical = resize_rows(restored, w, h, big, small)
-            band = np.clip(cv2.addWeighted(band, 1.0 - strength, classical, strength, 0.0), 0.0, 1.0)
+    for big, small in aligned_bands(ai.shape[0], sh):
+        band = ai[big] if strength <= 0 else _blend_band(ai, restored, strength, big, small)
         small_out[small] = cv2.resize(band, (sw, small.stop - small.start), interpolation=cv2.INTER_AREA)
     return small_out
+
+
+def _blend_band(ai: np.ndarray, restored: np.ndarray, strength: float, big: slice, small: slice,
+                dst: np.ndarray | None = None) -> np.ndarray:
+    """Rows `big` of the fidelity blend (an aligned_bands pair), into `dst` when given."""
+    h, w = ai.shape[:2]
+    classical = resize_rows(restored, w, h, big, small)
+    dst = cv2.addWeighted(ai[big], 1.0 - strength, classical, strength, 0.0, dst=dst)
+    return np.clip(dst, 0.0, 1.0, out=dst)
 
 
 def _copy_into(values: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -139,7 +143,8 @@ _STD_RATIO = (0.5, 2.0)
 def _lab_stats(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel Lab mean and (population) standard deviation, a band at a time (the Lab
     conversion of a whole master would be several master-sized float arrays), the bands' moments
-    combined in float64."""
+    combined in float64. color_transfer converts each band to Lab again to apply the map: twice
+    the conversion, to hold no master-sized Lab copy."""
     count, total, squares = 0, np.zeros(3), np.zeros(3)
     for rows in _row_bands(rgb.shape[0]):
         mean, std = cv2.meanStdDev(to_lab(rgb[rows]))
