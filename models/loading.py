@@ -1,6 +1,7 @@
 """Build a card's network and load its weights strictly; what the tiler needs to know about it.
 
-basicsr/realesrgan are imported here, lazily, inside the builders (see models.torch_compat).
+The per-architecture facts (builders, checkpoint keys, tiling) are models.architectures' specs;
+basicsr/realesrgan are imported lazily, inside those builders (see models.torch_compat).
 Checkpoints are read with `weights_only=True`: a .pth is a pickle, and a downloaded or imported
 file must not be able to run code when it is loaded.
 """
@@ -13,8 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from models.architectures import spec_for
 from models.cards import ModelCard
-from models.torch_compat import ensure_basicsr_importable
 
 # RRDBNet's theoretical receptive field is ~350 input pixels (23 blocks x 15 convs); padding every
 # tile by that would make tiles mostly context. Its effective reach is shorter. Measured with the
@@ -53,30 +54,17 @@ def select_device(preference: str = "auto") -> torch.device:
 
 def instantiate(card: ModelCard) -> nn.Module:
     """The card's architecture with fresh (random) weights."""
-    kwargs: dict[str, Any] = dict(card.arch_kwargs)
-    if card.architecture == "SRVGGNetCompact":
-        ensure_basicsr_importable()
-        from realesrgan.archs.srvgg_arch import SRVGGNetCompact
-
-        return SRVGGNetCompact(**kwargs)
-    if card.architecture == "RRDBNet":
-        ensure_basicsr_importable()
-        from basicsr.archs.rrdbnet_arch import RRDBNet
-
-        return RRDBNet(**kwargs)
-    if card.architecture == "FFDNet":
-        from models.ffdnet import FFDNet
-
-        return FFDNet(**kwargs)
-    raise ValueError(f"model {card.name!r}: no builder for architecture {card.architecture!r}")
+    build = spec_for(card, buildable=True).build
+    assert build is not None  # buildable=True
+    return build(**dict(card.arch_kwargs))
 
 
 def read_state_dict(card: ModelCard, weights_path: str | Path) -> dict[str, torch.Tensor]:
     """The tensors of a checkpoint, under the card's params_key when present.
 
-    Fallbacks, because the same weights circulate in several wrappings: the other basicsr key
-    ('params_ema' preferred: it is what inference should use), or a plain state dict; a
-    DataParallel 'module.' prefix is stripped.
+    Fallbacks, because the same weights circulate in several wrappings: the spec's checkpoint_keys
+    (models.architectures.CHECKPOINT_KEYS), or a plain state dict; a DataParallel 'module.' prefix
+    is stripped.
     """
     path = Path(weights_path)
     try:
@@ -86,7 +74,7 @@ def read_state_dict(card: ModelCard, weights_path: str | Path) -> dict[str, torc
     if not isinstance(ckpt, dict):
         raise WeightsLoadError(f"{path}: expected a dict checkpoint, found {type(ckpt).__name__}")
     state: Any = ckpt
-    for key in (card.params_key, "params_ema", "params", "state_dict"):
+    for key in (card.params_key, *spec_for(card).checkpoint_keys):
         if key and isinstance(ckpt.get(key), dict):
             state = ckpt[key]
             break
@@ -139,18 +127,9 @@ def _state_dict_problems(expected: dict[str, torch.Tensor], found: dict[str, tor
 
 
 def receptive_radius(card: ModelCard) -> int | None:
-    """How far (input pixels) an output pixel can see, when that is small enough to pad by.
-
-    SRVGGNetCompact: one pixel per 3x3 conv (num_conv + 2 of them); the nearest-upsampled residual
-    adds none. FFDNet: nb convs at half resolution plus the 2x2 unshuffle block = 2*nb + 1.
-    RRDBNet: None (theoretically ~350 px; see RRDB_CONTEXT).
-    """
-    kw = card.arch_kwargs
-    if card.architecture == "SRVGGNetCompact":
-        return int(kw.get("num_conv", 16)) + 2
-    if card.architecture == "FFDNet":
-        return 2 * int(kw.get("nb", 12)) + 1
-    return None
+    """How far (input pixels) an output pixel can see, when that is small enough to pad by
+    (the spec's formula; None for RRDBNet, see RRDB_CONTEXT)."""
+    return spec_for(card).receptive_radius(card.arch_kwargs)
 
 
 def default_context(card: ModelCard) -> int:
@@ -160,16 +139,8 @@ def default_context(card: ModelCard) -> int:
 
 
 def input_multiple(card: ModelCard) -> int:
-    """Input sizes (and tile offsets) must be multiples of this: the pixel-unshuffle grid.
-
-    RRDBNet unshuffles x2 input by 2 and x1 by 4 (basicsr); FFDNet unshuffles by 2 (it pads odd
-    sizes itself, but tile offsets must keep the 2x2 grid phase to match untiled output).
-    """
-    if card.architecture == "RRDBNet":
-        return {1: 4, 2: 2}.get(card.scale, 1)
-    if card.architecture == "FFDNet":
-        return 2
-    return 1
+    """Input sizes (and tile offsets) must be multiples of this: the pixel-unshuffle grid."""
+    return spec_for(card).input_multiple(card.scale)
 
 
 def _kwargs_text(card: ModelCard) -> str:

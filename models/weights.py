@@ -35,6 +35,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO, TypedDict
 
+from models.architectures import spec_for
 from models.cards import CARDS, ModelCard, UnknownModelError, get_card
 from tasks.files.atomic import sha256_file
 
@@ -157,7 +158,7 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
+def _write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, _FILE_MODE)
@@ -383,8 +384,9 @@ def fetch(
                 fh.flush()
                 os.fsync(fh.fileno())
         except (OSError, http.client.HTTPException, ValueError) as exc:  # URLError is an OSError
-            plain_url_error = isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError)
-            reason = exc.reason if plain_url_error else exc
+            reason: object = exc
+            if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
+                reason = exc.reason
             raise FetchError(
                 f"could not download model {name!r} from {source}: {reason} "
                 f"(after {time.monotonic() - started:.1f} s). Offline? Download the file elsewhere and "
@@ -418,13 +420,12 @@ def fetch(
 def _check_loads(card: ModelCard, path: Path, shown_as: str | Path) -> None:
     """Refuse a file that does not load strictly into the card's architecture. `path` is our
     temporary copy; errors name `shown_as` (the file the user gave, or the URL)."""
-    if card.architecture == "YuNet":  # ONNX for OpenCV, not a torch state dict
-        import cv2
-
+    spec = spec_for(card)
+    if spec.check_onnx is not None:  # ONNX for OpenCV, not a torch state dict
         try:
-            cv2.FaceDetectorYN.create(str(path), "", (320, 320))
-        except cv2.error as exc:
-            raise ImportWeightsError(f"{shown_as}: not a YuNet ONNX model OpenCV can load ({exc})") from exc
+            spec.check_onnx(path)
+        except ValueError as exc:
+            raise ImportWeightsError(f"{shown_as}: {exc}") from exc.__cause__
         return
     from models.loading import WeightsLoadError, build_network  # torch (+ basicsr): only here
 
