@@ -1,7 +1,7 @@
 # Two commands for a fresh machine (see README):
 #   make demo   creates .venv, installs everything, runs the pipeline on sample scans
 #   make test   creates .venv if needed, runs the whole test suite
-# The install order follows the dependency traps in ../shared/DESIGN.md: torch first (from the
+# The install order avoids measured dependency traps: torch first (from the
 # machine's disk), then basicsr without build isolation (else pip builds it against a second,
 # downloaded torch), then the project itself.
 
@@ -16,7 +16,7 @@ ifneq ($(SHARED_MODELS),)
 export RESTORIUM_MODELS_DIR ?= $(SHARED_MODELS)
 endif
 
-.PHONY: install system-deps demo lint test test-fast bench bench-scale bench-catalog bench-quality fidelity-weights clean-demo
+.PHONY: install system-deps demo lint typecheck test test-fast bench bench-scale bench-catalog bench-quality fidelity-weights clean-demo
 
 # Debian tools the tests drive for real: exiftool reads masters back like an auditor would,
 # Chromium + ChromeDriver run the review page's browser tests. Installed when missing and we may
@@ -50,9 +50,14 @@ FIDELITY_MODELS := $(if $(wildcard $(WEIGHTS)/restorium-fidelity-x4v3.pth),$(abs
 demo: install
 	$(if $(FIDELITY_MODELS),RESTORIUM_MODELS_DIR=$(FIDELITY_MODELS)) $(BIN)/restorium demo --home archive-demo
 
-# Lint first: pyflakes, pycodestyle, import order, and a reason on every broad except (pyproject).
+# Lint first: pyflakes, pycodestyle, import order, and a reason on every broad except (pyproject);
+# then the types (mypy: its settings and the packages it checks are in pyproject too).
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+typecheck: install
+	$(BIN)/mypy
 
 test: install lint
 	$(BIN)/python -m pytest

@@ -247,7 +247,7 @@ def _timed(fn: Callable[[Any], Any], params: list[Any], repeat: int = 3) -> dict
         first.append(runs[0])
         best.append(min(runs))
         sizes.append(len(result) if isinstance(result, list) else 1)
-    p95 = lambda xs: statistics.quantiles(xs, n=20)[18]  # noqa: E731
+    p95 = lambda xs: statistics.quantiles(xs, n=20)[18]
     return {"median_ms": statistics.median(first), "p95_ms": p95(first), "max_ms": max(first),
             "best_median_ms": statistics.median(best), "best_p95_ms": p95(best),
             "median_rows": statistics.median(sizes), "p95_rows": p95(sizes)}

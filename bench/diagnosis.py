@@ -42,18 +42,18 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 DATA = REPO.parent / "shared" / "data"
 
-from config.recipe import load_recipe  # noqa: E402
-from tasks.demo import samples  # noqa: E402
-from tasks.files.imageio import DecodedImage, decode  # noqa: E402
-from tasks.qa.diagnosis import blur as blur_mod  # noqa: E402
-from tasks.qa.diagnosis import diagnose, phash_distance  # noqa: E402
-from tasks.qa.diagnosis import jpeg as jpeg_mod  # noqa: E402
-from tasks.qa.diagnosis import noise as noise_mod  # noqa: E402
-from tasks.qa.diagnosis import scratches as scratch_mod  # noqa: E402
-from tasks.qa.diagnosis import skew as skew_mod  # noqa: E402
-from tasks.qa.diagnosis import tone as tone_mod  # noqa: E402
-from tasks.qa.diagnosis.views import Views  # noqa: E402
-from tasks.steps.inpaint import dilate_mask  # noqa: E402
+from config.recipe import load_recipe
+from tasks.demo import samples
+from tasks.files.imageio import DecodedImage, decode
+from tasks.qa.diagnosis import blur as blur_mod
+from tasks.qa.diagnosis import diagnose, phash_distance
+from tasks.qa.diagnosis import jpeg as jpeg_mod
+from tasks.qa.diagnosis import noise as noise_mod
+from tasks.qa.diagnosis import scratches as scratch_mod
+from tasks.qa.diagnosis import skew as skew_mod
+from tasks.qa.diagnosis import tone as tone_mod
+from tasks.qa.diagnosis.views import Views
+from tasks.steps.inpaint import dilate_mask
 
 ARCHIVAL_DILATE = load_recipe("archival").cleanup.dilate
 
@@ -197,7 +197,7 @@ def run_one(idx: int, name: str, clean: np.ndarray, other: np.ndarray, tally: Ta
     err("phash_other", phash_distance(f["phash"], findings(other)["phash"]))
 
     if calib is not None and part == "cal":
-        g = lambda px: cv2.cvtColor(px, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255  # noqa: E731
+        g = lambda px: cv2.cvtColor(px, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
         for case, px in (("clean", clean), ("defocus", samples.defocus_blur(clean, sigma)), ("motion", motion),
                          ("defocus1.5", samples.defocus_blur(clean, 1.5)), ("motion7", samples.motion_blur(clean, 7, theta))):
             feats = blur_mod.blur_features(g(px))

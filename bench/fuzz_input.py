@@ -27,13 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-import hostile_corpus  # noqa: E402
+import hostile_corpus
 
-from tasks.files.imageio import decode  # noqa: E402
-from tasks.files.ingest import ingest_file  # noqa: E402
-from tasks.files.limits import Limits  # noqa: E402
-from tasks.qa import assessment as qa  # noqa: E402
-from tasks.records.failures import ScanError, scan_boundary  # noqa: E402
+from tasks.files.imageio import decode
+from tasks.files.ingest import ingest_file
+from tasks.files.limits import Limits
+from tasks.qa import assessment as qa
+from tasks.records.failures import ScanError, scan_boundary
 
 DATA = ROOT.parent / "shared/data"
 

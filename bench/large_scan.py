@@ -45,7 +45,7 @@ def _sample():
         stage_peaks[current[0]] = max(stage_peaks.get(current[0], 0.0), rss)
         time.sleep(0.01)
 threading.Thread(target=_sample, daemon=True).start()
-_timed = pipeline._Run.timed
+_timed = pipeline.StepContext.timed
 @contextmanager
 def _charged(self, stage):
     with open("/proc/self/statm") as f:
@@ -53,7 +53,7 @@ def _charged(self, stage):
     current[0] = stage
     with _timed(self, stage):
         yield
-pipeline._Run.timed = _charged
+pipeline.StepContext.timed = _charged
 from config.recipe import load_recipe
 from config.version import software_version
 from flows.models_setup import resolve_recipe_models

@@ -51,14 +51,14 @@ def upsert_agents(conn: Connection, agents: Iterable[AgentInfo]) -> dict[str, in
     ])
     ids: dict[str, int] = {}
     for part in chunked(keys):
-        ids.update(conn.execute(select(Agent.key, Agent.id).where(Agent.key.in_(part))).all())
+        ids.update(conn.execute(select(Agent.key, Agent.id).where(Agent.key.in_(part))).tuples().all())
     return ids
 
 
 def event_ids(conn: Connection, uuids: list[str]) -> dict[str, int]:
     ids: dict[str, int] = {}
     for part in chunked(uuids):
-        ids.update(conn.execute(select(Event.uuid, Event.id).where(Event.uuid.in_(part))).all())
+        ids.update(conn.execute(select(Event.uuid, Event.id).where(Event.uuid.in_(part))).tuples().all())
     return ids
 
 

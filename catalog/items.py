@@ -87,12 +87,12 @@ def item_record(conn: Connection, item_uuid: str) -> ItemRecord | None:
         return None
     files = conn.execute(select(File.__table__).where(File.item_id == item.id).order_by(File.id)).all()
     file_uuid = {f.id: f.uuid for f in files}
-    runs = dict(conn.execute(select(Run.id, Run.uuid).where(Run.id.in_({f.run_id for f in files if f.run_id}))).all())
-    event_rows = conn.execute(select(Event.__table__).where(Event.item_id == item.id)).all()
-    event_rows.sort(key=lambda e: (e.occurred_at, e.id))
+    runs = dict(conn.execute(select(Run.id, Run.uuid).where(Run.id.in_({f.run_id for f in files if f.run_id}))).tuples().all())
+    event_rows = sorted(conn.execute(select(Event.__table__).where(Event.item_id == item.id)).all(),
+                        key=lambda e: (e.occurred_at, e.id))
     event_ids = [e.id for e in event_rows]
     runs.update(conn.execute(select(Run.id, Run.uuid).where(
-        Run.id.in_({e.run_id for e in event_rows if e.run_id}))).all())
+        Run.id.in_({e.run_id for e in event_rows if e.run_id}))).tuples().all())
 
     links: dict[int, list[tuple[str, str]]] = defaultdict(list)
     agent_links: dict[int, list[tuple[int, int]]] = defaultdict(list)
@@ -145,7 +145,7 @@ def item_record(conn: Connection, item_uuid: str) -> ItemRecord | None:
                       created_at=_iso(item.created_at), files=facts_files, events=events, agents=agents)
 
 
-def _event_order(event_rows: list[Any]) -> Any:
+def _event_order(event_rows: Sequence[Any]) -> Any:
     order = {e.uuid: i for i, e in enumerate(event_rows)}
     return lambda u: order.get(u, len(order))
 

@@ -1,8 +1,10 @@
 """The catalog's repository API: the only way the rest of restorium reads or writes the catalog.
 
 Writes are idempotent by natural keys (original/<sha256>, master/<derivation_key>, event uuid,
-agent identity): a retried shard, a re-run batch or two writers racing add no rows and raise
-nothing (DESIGN rules 2 and 6). Each write method is one transaction.
+agent identity): a retried shard (Ray may report a failure for work that completed), a re-run
+batch or two writers racing add no rows and raise nothing, so running the same batch twice
+changes nothing. Each write method is one transaction; the driver calls them, one per shard,
+and Ray workers never open the catalog.
 """
 
 from __future__ import annotations
@@ -153,7 +155,7 @@ class Catalog:
         found: set[tuple[str, str, str | None]] = set()
         with self.engine.connect() as conn:
             for start in range(0, len(paths), 500):
-                found |= {tuple(row) for row in conn.execute(  # type: ignore[misc]
+                found |= {tuple(row) for row in conn.execute(
                     select(RunEntry.path, RunEntry.outcome, RunEntry.reason)
                     .where(RunEntry.path.in_(paths[start : start + 500]), RunEntry.sha256.is_(None))
                 )}
@@ -388,10 +390,10 @@ class Catalog:
             ).scalar_one()
             by_outcome = dict(conn.execute(
                 select(Event.outcome, func.count()).where(Event.run_id == run.id).group_by(Event.outcome)
-            ).all())
+            ).tuples().all())
             entries = dict(conn.execute(
                 select(RunEntry.outcome, func.count()).where(RunEntry.run_id == run.id).group_by(RunEntry.outcome)
-            ).all())
+            ).tuples().all())
         return {
             "uuid": run.uuid, "status": run.status, "started_at": _iso(run.started_at),
             "finished_at": _iso(run.finished_at), "counts": run.counts or {}, "timings": run.timings or {},
@@ -417,7 +419,7 @@ def _run_id(conn: Connection, run_uuid: str | None) -> int | None:
 def _file_ids(conn: Connection, keys: list[str]) -> dict[str, int]:
     ids: dict[str, int] = {}
     for part in chunked(keys):
-        ids.update(conn.execute(select(File.key, File.id).where(File.key.in_(part))).all())
+        ids.update(conn.execute(select(File.key, File.id).where(File.key.in_(part))).tuples().all())
     return ids
 
 
@@ -478,7 +480,7 @@ def _link_models(conn: Connection, made_with: list[tuple[int, AgentInfo]]) -> No
     ids = upsert_agents(conn, (model for _, model in made_with))
     made_at: dict[int, Any] = {}
     for part in chunked(unique(file_id for file_id, _ in made_with)):
-        made_at.update(conn.execute(select(File.id, File.created_at).where(File.id.in_(part))).all())
+        made_at.update(conn.execute(select(File.id, File.created_at).where(File.id.in_(part))).tuples().all())
     insert_ignore(conn, FileModel.__table__, [
         {"agent_id": ids[agent_key(model)], "file_id": file_id, "created_at": made_at[file_id]}
         for file_id, model in unique(made_with)

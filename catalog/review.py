@@ -56,7 +56,7 @@ class MasterFacts:
 
     @property
     def guard_flagged(self) -> bool:
-        return bool(self.guard) and self.guard["outcome"] != "success"
+        return bool(self.guard and self.guard["outcome"] != "success")
 
     @property
     def status(self) -> str:
@@ -74,6 +74,7 @@ def masters(catalog: Catalog, *, run: str | None = None, preset: str | None = No
     if preset:
         query = query.where(File.recipe_name == preset)
     with catalog.engine.connect() as conn:
+        rows: Sequence[Any]
         if uuids is not None:
             rows = [r for part in chunked(unique(uuids)) for r in conn.execute(query.where(File.uuid.in_(part)))]
         else:
@@ -130,7 +131,7 @@ def pending_requests(catalog: Catalog) -> list[tuple[MasterFacts, StepRecord]]:
     pending.sort(key=lambda pair: (pair[1]["when"], pair[1]["uuid"]))
     with catalog.engine.connect() as conn:
         ids = dict(conn.execute(select(Event.uuid, Event.id).where(
-            Event.uuid.in_([r["uuid"] for _, r in pending]))).all()) if pending else {}
+            Event.uuid.in_([r["uuid"] for _, r in pending]))).tuples().all()) if pending else {}
         steps = load_steps(conn, ids.values())
     by_uuid = {s.event_uuid: s for s in steps.values()}
     return [(m, by_uuid[r["uuid"]]) for m, r in pending]
@@ -138,7 +139,7 @@ def pending_requests(catalog: Catalog) -> list[tuple[MasterFacts, StepRecord]]:
 
 # --- gathering ---------------------------------------------------------------------------------------
 
-def _facts(conn: Connection, rows: list[Any]) -> list[MasterFacts]:
+def _facts(conn: Connection, rows: Sequence[Any]) -> list[MasterFacts]:
     if not rows:
         return []
     item_ids = unique(r.item_id for r in rows)

@@ -65,7 +65,7 @@ class PpiRule(_Rule):
         return None if self.max is None else self.max * (1 + self.tolerance_pct / 100)
 
     @property
-    def missing_verdict(self) -> str:
+    def missing_verdict(self) -> Severity | Literal["skip"]:
         return self.if_missing or self.severity
 
 

@@ -110,9 +110,8 @@ class FinishStep(_Strict):
     gan_corrections_only: bool = Field(False, description="Colour transfer and consistency only after a "
                                        "GAN-trained upscaler.")
     # A GAN-trained upscaler needs the classical blend to tame the texture it invents; one trained
-    # for fidelity needs less (bench/quality.py, restorium-fidelity-x4v3, blend 0.2 instead of 0.3:
-    # +0.02 dB, +0.002 SSIM on the 30 scored photos and on the 7 --validation ones; the GAN weights
-    # at 0.1 lose 0.24 dB). None: `fidelity_blend` whatever the model (recipes from before it existed).
+    # for fidelity needs less (bench/quality.py: 0.2 instead of 0.3 gains 0.02 dB with
+    # restorium-fidelity-x4v3). None: `fidelity_blend` whatever the model (recipes from before it existed).
     fidelity_model_blend: float | None = Field(None, ge=0, le=1, description="The fidelity blend after an "
                                                "upscaler trained for fidelity (None: fidelity_blend).")
     grain: float = Field(0.0, ge=0, le=0.05, description="Film grain std at mid-grey (0-1 scale).")

@@ -50,8 +50,12 @@ class Settings(BaseSettings):
         3_200_000_000, ge=1, description="Refuse images whose header promises more decoded bytes than this "
         "(16-bit RGBA at the pixel limit by default): checked with max_pixels before any decoder allocates.")
     failure_budget: float = Field(
-        0.2, ge=0, le=1, description="Stop the run when more than this share of the first shard's scans "
+        0.2, ge=0, le=1, description="Stop the run when more than this share of the first scans processed "
         "fail while processing (invalid files do not count): a misconfiguration, not bad scans.")
+    failure_budget_sample: int = Field(
+        4, ge=1, description="Scans processed before the failure budget is judged (over as many shards as that "
+        "takes; never in a smaller run): a few failing scans of a small run are bad scans, not a "
+        "misconfiguration.")
     capture_profile: str | None = Field(
         None, description="Capture-spec profile (name or YAML path) the QA gate enforces; none by default.")
     review_cache_mb: int = Field(

@@ -1,8 +1,7 @@
 """The `restorium` command (Typer + Rich). Progress goes to stderr, results to stdout.
 
-Exit codes: 0 all scans mastered or unchanged; 1 the batch finished but some scans failed;
-2 nothing was done (bad arguments, missing weights, unreachable catalog); 3 the run stopped early
-on purpose; 4 the run crashed (an unexpected error: what was recorded stays, run again to resume).
+Exit codes: tasks.records.results.ExitCode (0 done, 1 some scans failed, 2 nothing was done,
+3 stopped early on purpose, 4 crashed); a run's code comes from its scans' statuses there.
 """
 
 from __future__ import annotations
@@ -16,10 +15,23 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
-from flows.console import err, escape, fail, out
+from flows.cli_preservation import register as register_preservation
+from flows.cli_review import register as register_review
+from flows.cli_schedule import register as register_schedule
+from flows.console import err, escape, fail, out, settings_or_fail
+from tasks.records.results import ExitCode, ScanStatus, Verdict, run_exit_code
+from tasks.records.types import AuditRecord
 
 # Prefect's INFO lines would interleave with the progress bar (the user's env still wins).
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -27,19 +39,6 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 app = typer.Typer(help="Archival digitization: restore and upscale scans, with provenance.", no_args_is_help=True)
 models_app = typer.Typer(help="Model weights: list, fetch from the publisher, import a local file.")
 app.add_typer(models_app, name="models")
-
-
-def _settings(**overrides: Any):
-    from config.settings import Settings
-
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
-
-
-# Exit codes a scheduler can act on: 0 all mastered, 1 some scans failed (the rest are done),
-# 2 bad invocation or configuration, 3 the run stopped early on purpose (failure budget, full disk),
-# 4 the run crashed: without its own code a crash read as "some scans failed" (Python exits 1).
-EXIT_STOPPED = 3
-EXIT_CRASHED = 4
 
 
 class _RichReporter:
@@ -51,8 +50,8 @@ class _RichReporter:
                        "[red]{task.fields[failed]} failed[/]"),
             TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
         )
-        self.task = None
-        self.counts = {"mastered": 0, "unchanged": 0, "failed": 0}
+        self.task: TaskID | None = None
+        self.counts: dict[str, Any] = {ScanStatus.MASTERED: 0, ScanStatus.UNCHANGED: 0, ScanStatus.FAILED: 0}
 
     def start(self, total: int, description: str) -> None:
         self.progress.start()
@@ -109,30 +108,19 @@ def run(
 
 
 def _exit_for(summary: dict) -> None:
-    if summary.get("stopped"):
-        fail(f"run stopped: {summary['stopped']}", code=EXIT_STOPPED)
-    raise typer.Exit(1 if summary["counts"]["failed"] else 0)
+    code = run_exit_code(summary["counts"], summary.get("stopped"))
+    if code == ExitCode.STOPPED:
+        fail(f"run stopped: {summary['stopped']}", code=code)
+    raise typer.Exit(code)
 
 
 def _run_flow(scans_dir: Path, recipe: str, scale, long_edge, *, only_new: bool = False, **overrides: Any) -> dict:
-    from pydantic import ValidationError
+    from flows.run_plan import RunPlanError, plan_run
 
-    from config.capture import load_capture_profile
-    from config.recipe import RecipeError, load_recipe
-
-    try:
-        cfg = _settings(**overrides)
-        load_recipe(recipe).with_target(scale=scale, long_edge=long_edge)
-        if cfg.capture_profile:
-            load_capture_profile(cfg.capture_profile)
-    except (RecipeError, ValidationError, ValueError, FileNotFoundError) as exc:
-        fail(str(exc))
-    from flows.models_setup import MissingModelError, resolve_recipe_models
-    from models.precision import PrecisionError
-
-    try:  # missing weights stop the run here, before Prefect and Ray start (and the flow re-checks)
-        resolve_recipe_models(load_recipe(recipe), cfg)
-    except (MissingModelError, PrecisionError) as exc:
+    cfg = settings_or_fail(**overrides)
+    try:  # recipe, capture profile and weights settled once, before Prefect and Ray start
+        plan = plan_run(cfg, recipe, scale=scale, long_edge=long_edge)
+    except RunPlanError as exc:
         fail(str(exc))
     from flows.progress import set_reporter
     from flows.restore_batch import ArchiveBusy, RunStopped, restore_batch
@@ -141,10 +129,7 @@ def _run_flow(scans_dir: Path, recipe: str, scale, long_edge, *, only_new: bool 
     set_reporter(reporter)
     err.print(f"[dim]starting Prefect and Ray (home {escape(str(cfg.home))})…[/]")
     try:
-        return restore_batch(
-            str(scans_dir), recipe=recipe, scale=scale, long_edge=long_edge,
-            settings=cfg.model_dump(mode="json", exclude_unset=True), only_new=only_new,
-        )
+        return restore_batch(str(scans_dir), plan=plan, only_new=only_new)
     except ArchiveBusy as busy:
         fail(str(busy))
     except RunStopped as stopped:  # on purpose (failure budget, full disk): say how far it got, and why
@@ -153,7 +138,7 @@ def _run_flow(scans_dir: Path, recipe: str, scale, long_edge, *, only_new: bool 
     except Exception as exc:  # noqa: BLE001 - not a bad scan (those are outcomes): Prefect, Ray or the catalog failed
         err.print_exception(max_frames=8)
         fail(f"run crashed: {type(exc).__name__}: {exc}\nWhat was recorded stays; run again to resume.",
-             code=EXIT_CRASHED)
+             code=ExitCode.CRASHED)
     finally:
         reporter.stop()
         set_reporter(None)
@@ -175,9 +160,10 @@ def _print_summary(summary: dict) -> None:
     table.add_column("scan", overflow="fold")
     table.add_column("outcome")
     table.add_column("master or reason", overflow="fold")
-    style = {"mastered": "green", "unchanged": "dim", "failed": "red", "skipped": "yellow"}
+    style = {ScanStatus.MASTERED: "green", ScanStatus.UNCHANGED: "dim", ScanStatus.FAILED: "red",
+             ScanStatus.SKIPPED: "yellow"}
     for scan in summary["scans"]:
-        if scan["outcome"] in ("failed", "skipped"):
+        if scan["outcome"] in (ScanStatus.FAILED, ScanStatus.SKIPPED):
             detail = escape((f"[{scan['kind']}] " if scan.get("kind") else "") + (scan["reason"] or ""))
         else:
             detail = escape(_relative(scan["master"], summary["home"]) or scan["reason"] or "")
@@ -228,9 +214,10 @@ def audit(
                  "it does not combine with --from-file or --json")
         from flows.cli_preservation import item_export
 
-        item_export(master, fmt, _settings(home=home, catalog_url=catalog_url))
+        item_export(master, fmt, settings_or_fail(home=home, catalog_url=catalog_url))
         return
     later: list = []
+    record: AuditRecord | None
     if from_file:
         from tasks.files.xmp import ProvenanceError, read_provenance
 
@@ -242,7 +229,7 @@ def audit(
         from catalog.repository import Catalog
         from tasks.files.atomic import sha256_file
 
-        cfg = _settings(home=home, catalog_url=catalog_url)
+        cfg = settings_or_fail(home=home, catalog_url=catalog_url)
         actual = sha256_file(master)
         with Catalog.open(cfg.resolved_catalog_url) as catalog:
             record = catalog.audit(master_path=str(master.resolve()), sha256=actual)
@@ -265,7 +252,7 @@ def audit(
 
 
 def _print_audit(data: dict) -> None:
-    line = lambda text: out.print(text, highlight=False, soft_wrap=True)  # noqa: E731
+    line = lambda text: out.print(text, highlight=False, soft_wrap=True)
     line(f"[bold]master[/]    {data['master']['path']}\n            sha256 {data['master']['sha256']}")
     o = data["original"]
     line(f"[bold]original[/]  {o['path']}\n            sha256 {o['sha256']}\n"
@@ -316,7 +303,7 @@ def models_list(
     """Known models and whether their weights are present."""
     from models.weights import list_models
 
-    cfg = _settings(models_dir=models_dir)
+    cfg = settings_or_fail(models_dir=models_dir)
     rows = list_models(cfg.models_dir)
     if as_json:
         out.print_json(json.dumps(rows, default=str))
@@ -338,7 +325,7 @@ def models_fetch(
     from models.cards import UnknownModelError
     from models.weights import FetchError, fetch
 
-    cfg = _settings(models_dir=models_dir)
+    cfg = settings_or_fail(models_dir=models_dir)
     try:
         got = fetch(name, cfg.models_dir)
     except (FetchError, UnknownModelError) as exc:
@@ -356,7 +343,7 @@ def models_import(
     """Register a local weights file (checked to load into its architecture)."""
     from models.weights import import_weights
 
-    cfg = _settings(models_dir=models_dir)
+    cfg = settings_or_fail(models_dir=models_dir)
     try:
         got = import_weights(path, name, cfg.models_dir, like=like)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
@@ -402,7 +389,7 @@ def models_finetune(
     files = _image_files(photos)
     if not files:
         fail("no photographs to train on (TIFF, PNG or JPEG)")
-    cfg = _settings(models_dir=models_dir)
+    cfg = settings_or_fail(models_dir=models_dir)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("L1 {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn(),
                         console=err)
@@ -438,7 +425,7 @@ def qa(
     except CaptureProfileError as exc:
         fail(str(exc))
     files = _image_files(paths)
-    cfg = _settings()
+    cfg = settings_or_fail()
     results = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err, transient=True) as progress:
@@ -450,7 +437,8 @@ def qa(
         out.print_json(json.dumps(results))
     else:
         _print_qa(results)
-    raise typer.Exit(1 if any(r["verdict"] == "fail" for r in results) else 0)
+    failed = any(r["verdict"] == Verdict.FAIL for r in results)
+    raise typer.Exit(ExitCode.SCANS_FAILED if failed else ExitCode.DONE)
 
 
 def _print_qa(results: list[dict]) -> None:
@@ -484,17 +472,9 @@ def presets() -> None:
         out.print(f"{name}  {r.hash[:12]}  {r.description}", highlight=False)
 
 
-from flows.cli_preservation import register as _register_preservation  # noqa: E402
-
-_register_preservation(app)  # approve, reject, fixity, reproduce, find, export bag
-
-from flows.cli_schedule import register as _register_schedule  # noqa: E402
-
-_register_schedule(app, fail, _settings)  # schedule
-
-from flows.cli_review import register as _register_review  # noqa: E402
-
-_register_review(app)  # review, reprocess --pending
+register_preservation(app)  # approve, reject, fixity, reproduce, find, export bag
+register_schedule(app, fail, settings_or_fail)  # schedule
+register_review(app)  # review, reprocess --pending
 
 
 def main() -> None:  # pragma: no cover - console entry

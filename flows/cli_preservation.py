@@ -22,22 +22,12 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from flows.console import err, escape, fail, out
+from flows.console import err, escape, fail, out, settings_or_fail
+from tasks.records.results import ExitCode
 
 Home = Annotated[Optional[Path], typer.Option(help="Archive root (RESTORIUM_HOME).")]
 CatalogUrl = Annotated[Optional[str], typer.Option(help="Catalog URL (RESTORIUM_CATALOG_URL).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-
-
-def _settings(**overrides: Any):
-    from pydantic import ValidationError
-
-    from config.settings import Settings
-
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except (ValidationError, FileNotFoundError) as exc:
-        fail(str(exc))
 
 
 def _line(text: str) -> None:
@@ -57,6 +47,7 @@ def item_export(master: Path, fmt: str, cfg: Any) -> None:
         if ref is None:
             fail(f"{master}: not in the catalog {cfg.resolved_catalog_url}")
         record = catalog.item_record(ref.item_uuid)
+    assert record is not None  # a catalogued file belongs to an item
     if fmt == "json":
         out.print_json(json.dumps(record.to_dict()))
         return
@@ -64,7 +55,7 @@ def item_export(master: Path, fmt: str, cfg: Any) -> None:
     try:
         premis.validate(xml, name=f"PREMIS of item {record.uuid}")
     except premis.PremisError as exc:  # a bug, not a user error: say so loudly
-        fail(str(exc), code=1)
+        fail(str(exc), code=ExitCode.SCANS_FAILED)
     typer.echo(xml.decode(), nl=False)
 
 
@@ -89,7 +80,7 @@ def _decide(decision: str, master: Path, by: str, comment: str, home: Path | Non
 
     if not master.is_file():
         fail(f"{master}: no such file")
-    cfg = _settings(home=home, catalog_url=catalog_url)
+    cfg = settings_or_fail(home=home, catalog_url=catalog_url)
     actual = sha256_file(master)
     with Catalog.open(cfg.resolved_catalog_url) as catalog:
         ref = catalog.file_ref(path=str(master.resolve()), sha256=actual, roles=("master",))
@@ -131,12 +122,12 @@ class _Bar:
     """The flow's progress on stderr (ok/failed counts)."""
 
     def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("[red]{task.fields[failed]} failed[/]"), TimeElapsedColumn(),
                                  console=err, transient=True)
-        self.task = None
+        self.task: TaskID | None = None
         self.failed = 0
 
     def start(self, total: int, description: str) -> None:
@@ -170,7 +161,7 @@ def fixity(
             parse_age(older_than)
         except ValueError as exc:
             fail(str(exc))
-    cfg = _settings(home=home, catalog_url=catalog_url)
+    cfg = settings_or_fail(home=home, catalog_url=catalog_url)
     from flows.fixity import fixity_check
 
     bar = _Bar()
@@ -184,7 +175,7 @@ def fixity(
         out.print_json(json.dumps(report))
     else:
         _print_fixity(report)
-    raise typer.Exit(1 if report["failed"] else 0)
+    raise typer.Exit(ExitCode.SCANS_FAILED if report["failed"] else ExitCode.DONE)
 
 
 def _print_fixity(report: dict) -> None:
@@ -216,7 +207,7 @@ def reproduce(
     from flows.reproduce import ReproduceRefused
     from flows.reproduce import reproduce as run_reproduce
 
-    cfg = _settings(home=home, catalog_url=catalog_url, models_dir=models_dir, device=device)
+    cfg = settings_or_fail(home=home, catalog_url=catalog_url, models_dir=models_dir, device=device)
     if keep is not None and keep.resolve().is_relative_to(cfg.home):
         fail(f"--keep {keep}: inside the archive {cfg.home}; reproductions never go into the archive")
     try:
@@ -242,7 +233,7 @@ def reproduce(
             _line("[red]the archived master's pixels no longer match their recorded digest[/]")
         if report["kept"]:
             _line(f"[bold]kept[/]        {report['kept']}")
-    raise typer.Exit(0 if report["identical"] else 1)
+    raise typer.Exit(ExitCode.DONE if report["identical"] else ExitCode.SCANS_FAILED)
 
 
 # --- find --------------------------------------------------------------------------------------------
@@ -271,7 +262,7 @@ def find(
 
     if not any((model, weights, recipe_hash, since, until)):
         fail("say what to look for: --model, --weights, --recipe-hash, --since and/or --until")
-    cfg = _settings(home=home, catalog_url=catalog_url)
+    cfg = settings_or_fail(home=home, catalog_url=catalog_url)
     with Catalog.open(cfg.resolved_catalog_url) as catalog:
         try:
             rows = catalog.search_masters(model=model, weights=weights, recipe_hash=recipe_hash,
@@ -307,7 +298,7 @@ def export_bag(
     if len(items) < 2:
         fail("give at least one ITEM and the DEST folder")
     *refs, dest = items
-    cfg = _settings(home=home, catalog_url=catalog_url)
+    cfg = settings_or_fail(home=home, catalog_url=catalog_url)
     with Catalog.open(cfg.resolved_catalog_url) as catalog:
         uuids: list[str] = []
         for ref in refs:
@@ -329,6 +320,7 @@ def export_bag(
         bag_items = []
         for item_uuid in uuids:
             record = catalog.item_record(item_uuid)
+            assert record is not None  # the uuids came from the catalog's items
             audits = {}
             for f in record.by_role("master"):
                 audit = catalog.audit(master_path=f.path, sha256=f.sha256)

@@ -15,25 +15,15 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from flows.console import escape, fail, out
+from flows.console import escape, fail, out, settings_or_fail
+from tasks.records.results import ExitCode
 
 Home = Annotated[Optional[Path], typer.Option(help="Archive root (RESTORIUM_HOME).")]
 CatalogUrl = Annotated[Optional[str], typer.Option(help="Catalog URL (RESTORIUM_CATALOG_URL).")]
-
-
-def _settings(**overrides: Any):
-    from pydantic import ValidationError
-
-    from config.settings import Settings
-
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except (ValidationError, FileNotFoundError) as exc:
-        fail(str(exc))
 
 
 def review(
@@ -55,17 +45,17 @@ def review(
     from flows.review.security import check_bind, is_loopback, read_secret
 
     if prune_cache:
-        cfg = _settings(home=home, catalog_url=catalog_url, review_cache_mb=cache_mb)
+        cfg = settings_or_fail(home=home, catalog_url=catalog_url, review_cache_mb=cache_mb)
         from flows.review.app import describe_prune, prune_previews
 
         out.print(describe_prune(prune_previews(cfg)), highlight=False, soft_wrap=True)
-        raise typer.Exit(0)
+        raise typer.Exit(ExitCode.DONE)
     try:
         secret = read_secret(token, password_file)
         check_bind(host, secret)
     except ValueError as exc:
         fail(str(exc))
-    cfg = _settings(home=home, catalog_url=catalog_url, review_cache_mb=cache_mb)
+    cfg = settings_or_fail(home=home, catalog_url=catalog_url, review_cache_mb=cache_mb)
     import uvicorn
 
     from flows.review.app import create_app
@@ -91,7 +81,7 @@ def reprocess(
     """Remake the masters reviewers asked for in the review app (new masters; the old ones stay)."""
     if not pending:
         fail("say --pending to run the queued reprocessing requests")
-    cfg = _settings(home=home, catalog_url=catalog_url)
+    cfg = settings_or_fail(home=home, catalog_url=catalog_url)
     from flows.restore_batch import ArchiveBusy
     from flows.review.queue import run_pending
     from flows.workers import shutdown
@@ -110,7 +100,7 @@ def reprocess(
             out.print(f"[{colour}]{r['outcome']}[/] request {r['request']}: {escape(str(r['detail']))}",
                       highlight=False, soft_wrap=True)
         out.print(f"{len(results)} request(s) handled", highlight=False)
-    raise typer.Exit(1 if any(r["outcome"] != "success" for r in results) else 0)
+    raise typer.Exit(ExitCode.SCANS_FAILED if any(r["outcome"] != "success" for r in results) else ExitCode.DONE)
 
 
 def register(app: typer.Typer) -> None:

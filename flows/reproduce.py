@@ -19,12 +19,13 @@ from typing import Any
 from catalog.repository import Catalog
 from config.recipe import Recipe
 from config.settings import Settings
-from flows.models_setup import MissingModelError, resolve_recipe_models
+from flows.run_plan import JobOriginal, RunPlan, RunPlanError, plan_run
 from models.precision import PrecisionError
 from tasks.files.atomic import sha256_file
 from tasks.files.digest import compare_pixels, pixel_digest, read_pixels
 from tasks.records.keys import derivation_key, stable_uuid
-from tasks.records.types import DIGEST, INGESTION, REPRODUCTION, AuditRecord, ScanJob, StepRecord, utc_now
+from tasks.records.results import ScanStatus, StepOutcome
+from tasks.records.types import DIGEST, INGESTION, REPRODUCTION, AuditRecord, StepRecord, utc_now
 
 
 class ReproduceRefused(RuntimeError):
@@ -49,7 +50,8 @@ def reproduce(master: Path, cfg: Settings, *, original: Path | None = None, keep
     record = recorded.record
     original_path = (original or Path(record.original["path"])).resolve()
     _check_original(original_path, record)
-    models = _check_models(recorded, cfg)
+    plan = _check_models(recorded, cfg)
+    models = plan.models
     threads, device = _execution(record, cfg)
 
     from flows.actors import build_toolkit
@@ -60,9 +62,15 @@ def reproduce(master: Path, cfg: Settings, *, original: Path | None = None, keep
     with tempfile.TemporaryDirectory(prefix="restorium-reproduce-") as tmp:
         out = Path(keep).resolve() if keep else Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
-        job = _job(record, recorded, original_path, out, cfg)
+        o = record.original
+        original_of_job = JobOriginal(
+            path=str(original_path), sha256=o["sha256"], item_uuid=o["item_uuid"], item_identifier=o["identifier"],
+            original_uuid=o["uuid"], catalogued_path=o["path"],
+            prior_steps=tuple(s for s in record.steps if s.type in (INGESTION, DIGEST)))
+        job = plan.job(original_of_job, record.derivation_key, record.run["uuid"], into=out,
+                       master_uuid=recorded.master_uuid, gate=False)
         outcome = process_scan(job, kit)
-        if outcome.status != "mastered" or outcome.master is None:
+        if outcome.status != ScanStatus.MASTERED or outcome.master is None:
             raise ReproduceRefused(f"{master}: the re-run failed: {outcome.reason}")
         reproduced = read_pixels(outcome.master.path)
         archived = read_pixels(master)
@@ -130,14 +138,16 @@ def _check_original(path: Path, record: AuditRecord) -> None:
                                "the original changed (run `restorium fixity`), so the recipe cannot be re-checked on it")
 
 
-def _check_models(recorded: _Recorded, cfg: Settings) -> Any:
+def _check_models(recorded: _Recorded, cfg: Settings) -> RunPlan:
     record = recorded.record
-    try:
-        models = resolve_recipe_models(recorded.recipe, cfg, precision=recorded_precision(record))
-    except MissingModelError as exc:
+    try:  # the QA gate changes no pixel (the master passed it): no capture profile
+        plan = plan_run(cfg.model_copy(update={"capture_profile": None}), recorded.recipe,
+                        precision=recorded_precision(record))
+    except RunPlanError as exc:
+        if isinstance(exc.__cause__, PrecisionError):
+            raise ReproduceRefused(f"the master's models ran in a precision this device cannot: {exc}") from exc
         raise ReproduceRefused(f"the recipe's model weights are not available: {exc}") from exc
-    except PrecisionError as exc:
-        raise ReproduceRefused(f"the master's models ran in a precision this device cannot: {exc}") from exc
+    models = plan.models
     for model in record.models:
         now = models.weights.get(model.name)
         if now is None:
@@ -156,7 +166,7 @@ def _check_models(recorded: _Recorded, cfg: Settings) -> Any:
             f"the models available now ({', '.join(f'{k} {v[:12]}' for k, v in sorted(models.weights.items()))}) "
             f"are not the set the master was made with (its derivation key {record.derivation_key[:12]} "
             f"does not match {key[:12]}); e.g. a denoiser or face model added or removed since")
-    return models
+    return plan
 
 
 def recorded_precision(record: AuditRecord) -> str:
@@ -181,20 +191,6 @@ def _recorded_device(record: AuditRecord) -> str:
     return host.details.get("device") or (host.version.split(" ", 1)[0] if host.version else "unknown")
 
 
-def _job(record: AuditRecord, recorded: _Recorded, original: Path, out: Path, cfg: Settings) -> ScanJob:
-    o = record.original
-    return ScanJob(
-        original_path=str(original), original_sha256=o["sha256"], item_uuid=o["item_uuid"],
-        item_identifier=o["identifier"], original_uuid=o["uuid"], master_uuid=recorded.master_uuid,
-        access_uuid=stable_uuid("reproduce-access", recorded.master_uuid), derivation_key=record.derivation_key,
-        run_uuid=record.run["uuid"], recipe=recorded.recipe.model_dump(mode="json"),
-        recipe_hash=recorded.recipe.hash, master_path=str(out / "master.tif"), access_path=str(out / "access.jpg"),
-        review_path="", capture_profile=None,  # the QA gate changes no pixel: the master passed it
-        prior_steps=[s for s in record.steps if s.type in (INGESTION, DIGEST)], catalogued_path=o["path"],
-        max_pixels=cfg.max_pixels,
-    )
-
-
 def _event(report: dict[str, Any], kit: Any) -> StepRecord:
     cmp = report["comparison"]
     if report["identical"]:
@@ -211,6 +207,6 @@ def _event(report: dict[str, Any], kit: Any) -> StepRecord:
     params["comparison"] = {k: v for k, v in cmp.items() if k != "reason"}
     return StepRecord(
         event_uuid=stable_uuid("reproduction", report["master_uuid"], when, report["reproduced_pixel_sha256"]),
-        type=REPRODUCTION, step="reproduce", when=when, outcome="success" if report["identical"] else "warning",
+        type=REPRODUCTION, step="reproduce", when=when, outcome=StepOutcome.SUCCESS if report["identical"] else StepOutcome.WARNING,
         detail=detail, agents=[kit.software, kit.host], parameters=params,
     )

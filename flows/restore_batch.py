@@ -1,4 +1,5 @@
-"""The batch flow: ingest → QA → restore → upscale → tag → record, over shards of scans.
+"""The batch flow: shard by shard, ingest → triage → master (QA → restore → upscale → tag, on the
+workers) → record → summarise; then the run's reports.
 
 Prefect tracks shards (tens of scans), not scans: per-scan state lives in the catalog. Only
 this driver writes the catalog, one transaction per shard; Ray workers do the pixels.
@@ -14,7 +15,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,67 +25,26 @@ from prefect.cache_policies import NONE
 
 from catalog.db import redacted_url
 from catalog.repository import Catalog
-from config.capture import load_capture_profile
-from config.recipe import Recipe, load_recipe
+from config.recipe import Recipe
 from config.settings import Settings
 from config.version import software_version
 from flows import workers
-from flows.models_setup import RecipeModels, resolve_recipe_models
 from flows.progress import reporter
+from flows.run_plan import JobOriginal, RunPlan, plan_run
+from flows.summary import RunSummary, ScanEntry
 from models.agents import software_agent
 from tasks.files.atomic import atomic_write
 from tasks.files.ingest import discover_all, identifier_for, ingest_file, ingest_steps
 from tasks.files.limits import Limits
 from tasks.qa.assessment import thresholds as qa_thresholds
 from tasks.qa.diagnosis.phash import NEAR_DUPLICATE_BITS, phash_distance
-from tasks.records.keys import derivation_key, stable_uuid
+from tasks.records.failures import DISK_FULL
+from tasks.records.keys import derivation_key
+from tasks.records.results import FailureKind, ScanStatus, Verdict
 from tasks.records.types import OriginalFacts, ScanJob, ScanOutcome
 from tasks.reports import run_report
 from tasks.reports.qa_report import summarize
 from tasks.steps.pipeline import rejection_uuid
-
-
-@dataclass
-class ScanEntry:
-    """One line of the run summary (the CLI's table and --json)."""
-
-    path: str
-    sha256: str | None
-    outcome: str  # mastered | unchanged | failed | skipped (not a scan: never read, see reason)
-    master: str | None = None
-    access: str | None = None
-    reason: str | None = None
-    verdict: str | None = None  # QA verdict when QA ran this run: pass | warn | fail
-    flags: list[str] = field(default_factory=list)  # why a person should look at the master
-    notes: list[str] = field(default_factory=list)  # what reading the scan changed (CMYK → RGB…)
-    kind: str | None = None  # a failure's kind (tasks.records.failures): invalid, too-large, unreadable…
-
-
-@dataclass
-class RunSummary:
-    run_uuid: str
-    scans_dir: str
-    recipe: str
-    recipe_hash: str
-    home: str
-    catalog: str
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
-        ("scans", "ingested", "mastered", "unchanged", "failed", "skipped", "flagged"), 0))
-    qa_report: str | None = None  # the run's QA summary (HTML) when QA ran
-    report: str | None = None  # the run report (HTML; JSON beside it)
-    stopped: str | None = None  # why the run stopped early, if it did
-    workers: list[dict[str, Any]] = field(default_factory=list)  # node, device, scans, busy time
-    timings: dict[str, float] = field(default_factory=dict)
-    scans: list[ScanEntry] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "run_uuid": self.run_uuid, "scans_dir": self.scans_dir, "recipe": self.recipe,
-            "recipe_hash": self.recipe_hash, "home": self.home, "catalog": self.catalog,
-            "counts": self.counts, "timings": self.timings, "qa_report": self.qa_report, "report": self.report,
-            "stopped": self.stopped, "workers": self.workers,
-            "scans": [vars(s) for s in self.scans],
-        }
 
 
 @task(cache_policy=NONE, persist_result=False)
@@ -115,12 +75,17 @@ class RunStopped(RuntimeError):
         self.summary = summary
 
 
-@flow(name="restore-batch", persist_result=False, log_prints=False)
+@flow(name="restore-batch", persist_result=False, log_prints=False, validate_parameters=False)
 def restore_batch(
-    scans_dir: str, recipe: str = "archival", scale: float | None = None, long_edge: int | None = None,
+    scans_dir: str, recipe: str | Recipe = "archival", scale: float | None = None, long_edge: int | None = None,
     settings: dict[str, Any] | None = None, only_new: bool = False, staged: bool = False,
+    plan: RunPlan | None = None,
 ) -> dict[str, Any]:
-    """Master every scan under scans_dir; returns the run summary (see RunSummary).
+    """Master every scan under scans_dir; returns the run summary (flows.summary.RunSummary).
+
+    plan: what the run applies, settled by the caller (the CLI builds it once, so a bad recipe
+    stops before Prefect starts); without it, the flow builds it from recipe, scale, long_edge and
+    settings (a schedule's deployment passes those).
 
     staged: scans_dir is a folder restorium made of links to catalogued originals (reprocessing),
     whose file links lead out of it by design; a user's folder never is.
@@ -128,21 +93,17 @@ def restore_batch(
     only_new: leave a scan that already has a master in this archive (from any recipe, weights or
     software version) as it is, instead of mastering it again under the current ones.
     """
-    cfg = Settings(**(settings or {}))
-    chosen = load_recipe(recipe).with_target(scale=scale, long_edge=long_edge)
-    if cfg.capture_profile:
-        load_capture_profile(cfg.capture_profile)  # a bad profile stops the run before any work
-    models = resolve_recipe_models(chosen, cfg)
-    for note in models.notes:
+    plan = plan or plan_run(Settings(**(settings or {})), recipe, scale=scale, long_edge=long_edge)
+    for note in plan.models.notes:
         reporter().note(note)
     root = Path(scans_dir).expanduser().resolve()
     found = discover_all(root, file_links_out=staged)
-    with archive_lock(cfg.home):
-        swept = sweep_partials(cfg.home)
+    with archive_lock(plan.settings.home):
+        swept = sweep_partials(plan.settings.home)
         if swept:
             reporter().note(f"removed {swept} half-written file(s) left by an interrupted run")
-        with Catalog.open(cfg.resolved_catalog_url) as catalog:
-            summary = _run(cfg, chosen, models, root, found.scans, catalog, only_new, found.skipped)
+        with Catalog.open(plan.settings.resolved_catalog_url) as catalog:
+            summary = _run(plan, root, found.scans, catalog, only_new, found.skipped)
     if summary.stopped:  # the flow run fails (Prefect shows why); the caller still gets the summary
         raise RunStopped(summary.stopped, summary.to_dict())
     return summary.to_dict()
@@ -181,19 +142,18 @@ def sweep_partials(home: Path) -> int:
 
 
 def _run(
-    cfg: Settings, recipe: Recipe, models: RecipeModels, root: Path, paths: list[Path], catalog: Catalog,
-    only_new: bool = False, skipped: list[tuple[Path, str]] | None = None,
+    plan: RunPlan, root: Path, paths: list[Path], catalog: Catalog, only_new: bool = False,
+    skipped: list[tuple[Path, str]] | None = None,
 ) -> RunSummary:
-    batch = _Batch(cfg, recipe, models, root, catalog, only_new)
+    batch = _Batch(plan, root, catalog, only_new)
     batch.summary.counts["scans"] = len(paths)
     for path, reason in skipped or []:  # every file under the folder is accounted for
-        batch.summary.scans.append(ScanEntry(path=str(path), sha256=None, outcome="skipped", reason=reason))
-        batch.summary.counts["skipped"] += 1
+        batch.summary.add(ScanEntry(path=str(path), sha256=None, outcome=ScanStatus.SKIPPED, reason=reason))
     reporter().start(len(paths), f"{len(paths)} scans from {root}")
     status = "failed"
     try:
-        for start in range(0, len(paths), cfg.shard_size):
-            batch.shard(paths[start : start + cfg.shard_size])
+        for start in range(0, len(paths), plan.settings.shard_size):
+            batch.shard(paths[start : start + plan.settings.shard_size])
         status = "finished"
     except _Stop as stop:
         batch.summary.stopped, status = str(stop), "stopped"
@@ -206,28 +166,38 @@ class _Stop(Exception):
     """Stop the batch cleanly after recording what is done."""
 
 
-class _Batch:
-    """State of one run on the driver: the catalog record, the workers, what was seen."""
+@dataclass
+class _Ingested:
+    """A shard's files that could be read: as found under root, their facts, their catalog rows."""
 
-    def __init__(self, cfg: Settings, recipe: Recipe, models: RecipeModels, root: Path, catalog: Catalog,
-                 only_new: bool = False):
-        self.cfg, self.recipe, self.models, self.root, self.catalog = cfg, recipe, models, root, catalog
-        self.only_new = only_new
+    paths: list[Path]
+    facts: list[OriginalFacts]
+    originals: dict[str, Any]  # sha256 → the catalog's original (uuid, item, path, steps, is_new)
+
+
+class _Batch:
+    """State of one run on the driver: the catalog record, the workers, what was seen.
+
+    Each shard goes ingest → triage → master → summarise; the failure budget is judged after."""
+
+    def __init__(self, plan: RunPlan, root: Path, catalog: Catalog, only_new: bool = False):
+        self.plan, self.cfg, self.recipe, self.models = plan, plan.settings, plan.recipe, plan.models
+        self.root, self.catalog, self.only_new = root, catalog, only_new
         self.run_uuid = str(uuid.uuid4())
-        self.summary = RunSummary(self.run_uuid, str(root), recipe.name, recipe.hash, str(cfg.home),
-                                  redacted_url(cfg.resolved_catalog_url))
+        self.summary = RunSummary(self.run_uuid, str(root), self.recipe.name, self.recipe.hash, str(self.cfg.home),
+                                  redacted_url(self.cfg.resolved_catalog_url))
         self.software = software_agent()  # the same agent, git commit included, as the workers record
         self.seen: dict[str, str] = {}  # sha256 → first path this run (duplicates are mastered once)
         self.failed: dict[str, tuple[str, str | None]] = {}  # sha256 → why (and kind) its first path failed
-        self.limits = Limits(cfg.max_pixels, cfg.max_decoded_bytes)
         self.recorded = False  # a run that changes nothing leaves no row (re-runs add nothing)
         self.pool: workers.WorkerPool | None = None
         self.started = time.perf_counter()
-        self.capture = (load_capture_profile(cfg.capture_profile).model_dump(mode="json")
-                        if cfg.capture_profile else None)
         self.qa_entries: list[dict[str, Any]] = []  # for the run's QA summary
         self.hashes: dict[str, str] = {}  # perceptual hash → first path: near-duplicates
         self.processed_shards = 0
+        # The failure budget: judged once, over the first failure_budget_sample scans processed.
+        self.budget_seen, self.budget_judged = 0, False
+        self.budget_errors: list[ScanOutcome] = []
 
     def record_run(self) -> None:
         if self.recorded:
@@ -269,7 +239,7 @@ class _Batch:
             self.record_run()
         if self.recorded:
             self.catalog.record_run_entries(self.run_uuid, [
-                {"path": e.path, "outcome": e.outcome, "kind": e.kind, "reason": e.reason, "sha256": e.sha256}
+                {"path": e.path, "outcome": str(e.outcome), "kind": e.kind, "reason": e.reason, "sha256": e.sha256}
                 for e in self.summary.scans
             ])
             try:
@@ -291,42 +261,54 @@ class _Batch:
         unread = [(e.path, e.outcome, e.reason) for e in self.summary.scans if e.sha256 is None]
         return bool(unread) and len(self.catalog.known_unread(unread)) < len(set(unread))
 
+    # --- one shard: ingest → triage → master → summarise ---------------------------------------
+
     def shard(self, paths: list[Path]) -> None:
-        recipe, summary = self.recipe, self.summary
-        facts = ingest_shard(paths, self.limits)
-        unread = [f for f in facts if not f.sha256]  # no content identity: nothing to catalog
-        for f in unread:
-            summary.scans.append(ScanEntry(path=f.path, sha256=None, outcome="failed", reason=f.error,
-                                           kind=f.error_kind))
-            summary.counts["failed"] += 1
-            reporter().advance(f.path, "failed")
-        paths = [p for p, f in zip(paths, facts, strict=True) if f.sha256]
-        facts = [f for f in facts if f.sha256]
-        if not facts:
+        scans = self._ingest(paths)
+        if scans is None:
             return
-        if set(f.sha256 for f in facts) - self.catalog.known_originals([f.sha256 for f in facts]):
+        entries, jobs = self._triage(scans)
+        outcomes = self._master(jobs)
+        self._summarise(scans, entries, outcomes)
+        self._check_budget(outcomes)
+
+    def _ingest(self, paths: list[Path]) -> _Ingested | None:
+        """Hash and record the shard's files; one that cannot be read is a failure with its reason."""
+        facts = ingest_shard(paths, self.plan.limits)
+        for f in facts:
+            if not f.sha256:  # no content identity: nothing to catalog
+                self.summary.add(ScanEntry(path=f.path, sha256=None, outcome=ScanStatus.FAILED, reason=f.error,
+                                           kind=f.error_kind))
+                reporter().advance(f.path, ScanStatus.FAILED)
+        read = [(p, f) for p, f in zip(paths, facts, strict=True) if f.sha256]
+        if not read:
+            return None
+        facts = [f for _, f in read]
+        if {f.sha256 for f in facts} - self.catalog.known_originals([f.sha256 for f in facts]):
             self.record_run()
         originals = self.catalog.record_ingest(
             self.run_uuid if self.recorded else None,
             [(f, identifier_for(Path(f.path)), ingest_steps(f, [self.software])) for f in facts],
         )
-        summary.counts["ingested"] += sum(
+        self.summary.counts["ingested"] += sum(
             1 for f in facts if originals[f.sha256].is_new and originals[f.sha256].path == f.path
         )
-        keys = {f.sha256: derivation_key(f.sha256, recipe.hash, self.models.weights, software_version(),
-                                         self.models.precision) for f in facts}
-        masters = self.catalog.find_masters(list(keys.values()))
-        earlier = self.catalog.latest_masters([f.sha256 for f in facts]) if self.only_new else {}
-        invalid = self.catalog.find_invalid([f.sha256 for f in facts], software_version(), self.limits.to_dict())
-        rejected: dict[str, str] = {}
-        if self.capture:  # the QA gate already refused these scans under this very profile
-            by_event = {rejection_uuid(k, self.capture): sha for sha, k in keys.items()}
-            rejected = {by_event[u]: detail for u, detail in self.catalog.find_events(list(by_event)).items()}
+        return _Ingested([p for p, _ in read], facts, originals)
 
+    def _triage(self, scans: _Ingested) -> tuple[dict[str, ScanEntry], list[ScanJob]]:
+        """What each scan needs: nothing (mastered already, a duplicate, known bad or refused by the
+        QA gate before), or a job for the workers."""
+        shas = [f.sha256 for f in scans.facts]
+        keys = {sha: derivation_key(sha, self.recipe.hash, self.models.weights, software_version(),
+                                    self.models.precision) for sha in shas}
+        masters = self.catalog.find_masters(list(keys.values()))
+        earlier = self.catalog.latest_masters(shas) if self.only_new else {}
+        invalid = self.catalog.find_invalid(shas, software_version(), self.plan.limits.to_dict())
+        rejected = self._rejected_before(keys)
         entries: dict[str, ScanEntry] = {}
         jobs: list[ScanJob] = []
-        for scan, f in zip(paths, facts, strict=True):  # scan: as found under root; f.path: resolved
-            entry = entries[f.path] = ScanEntry(path=f.path, sha256=f.sha256, outcome="unchanged")
+        for scan, f in zip(scans.paths, scans.facts, strict=True):  # scan: as found under root; f.path: resolved
+            entry = entries[f.path] = ScanEntry(path=f.path, sha256=f.sha256, outcome=ScanStatus.UNCHANGED)
             key = keys[f.sha256]
             if f.sha256 in self.seen:
                 entry.reason = f"same content as {self.seen[f.sha256]}"
@@ -336,66 +318,89 @@ class _Batch:
                 if key not in masters:
                     entry.reason = "already mastered (by another recipe, weights or version; kept: --only-new)"
                 if not Path(master.path).is_file():
-                    entry.outcome = "failed"
+                    entry.outcome = ScanStatus.FAILED
                     entry.reason = f"catalogued master is missing on disk: {master.path}"
             elif f.sha256 in invalid:
-                entry.outcome, entry.reason = "failed", invalid[f.sha256]
+                entry.outcome, entry.reason = ScanStatus.FAILED, invalid[f.sha256]
             elif f.sha256 in rejected:
-                entry.outcome, entry.reason, entry.verdict = "failed", rejected[f.sha256], "fail"
+                entry.outcome, entry.reason, entry.verdict = ScanStatus.FAILED, rejected[f.sha256], Verdict.FAIL
             else:
-                jobs.append(_job(self.cfg, recipe, self.root, scan, f, originals[f.sha256], key,
-                                 self.run_uuid, self.capture))
+                jobs.append(self.plan.job(_job_original(f, scans.originals[f.sha256]), key, self.run_uuid,
+                                          folder=_folder_under(self.root, scan)))
             self.seen.setdefault(f.sha256, f.path)
             if not jobs or jobs[-1].original_path != f.path:  # decided here: no worker involved
                 reporter().advance(f.path, entry.outcome)
+        return entries, jobs
 
-        outcomes: list[ScanOutcome] = []
-        if jobs:
-            self.record_run()
-            outcomes = master_shard(self.workers(), jobs)
-            record_shard(self.catalog, self.run_uuid, outcomes)
-            self.processed_shards += 1
+    def _rejected_before(self, keys: dict[str, str]) -> dict[str, str]:
+        """Scans the QA gate already refused under this very capture profile: sha256 → why."""
+        if not self.plan.capture:
+            return {}
+        by_event = {rejection_uuid(k, self.plan.capture): sha for sha, k in keys.items()}
+        return {by_event[u]: detail for u, detail in self.catalog.find_events(list(by_event)).items()}
+
+    def _master(self, jobs: list[ScanJob]) -> list[ScanOutcome]:
+        """The workers master the jobs; the catalog records every outcome in one transaction."""
+        if not jobs:
+            return []
+        self.record_run()
+        outcomes = master_shard(self.workers(), jobs)
+        record_shard(self.catalog, self.run_uuid, outcomes)
+        self.processed_shards += 1
+        return outcomes
+
+    def _summarise(self, scans: _Ingested, entries: dict[str, ScanEntry], outcomes: list[ScanOutcome]) -> None:
+        """Each file's line of the summary, with what its worker reported (a copy of a failed file fails too)."""
         by_sha = {o.original_sha256: o for o in outcomes}
-        for f in facts:
+        for f in scans.facts:
             entry = entries[f.path]
-            outcome = by_sha.get(f.sha256)
-            if outcome is not None and self.seen[f.sha256] == f.path:
-                entry.outcome = outcome.status
-                entry.reason = outcome.reason
-                entry.flags = list(outcome.flags) + self._near_duplicate(f.path, outcome)
-                entry.notes, entry.kind = list(outcome.notes), outcome.kind
-                if outcome.master:
-                    entry.master, entry.access = outcome.master.path, outcome.access.path
-                    summary.timings["output_megapixels"] = round(
-                        summary.timings.get("output_megapixels", 0.0)
-                        + outcome.master.width * outcome.master.height / 1e6, 3)
-                if outcome.qa:
-                    entry.verdict = outcome.qa.get("verdict")
-                    self.qa_entries.append({"path": f.path, **outcome.qa})
-                for stage, seconds in outcome.timings.items():
-                    summary.timings[stage] = round(summary.timings.get(stage, 0.0) + seconds, 3)
             first = self.seen[f.sha256]
-            if first != f.path and f.sha256 in self.failed:  # a copy of a failed file is no success
+            outcome = by_sha.get(f.sha256)
+            if outcome is not None and first == f.path:
+                self._take(entry, outcome)
+            if first != f.path and f.sha256 in self.failed:
                 reason, entry.kind = self.failed[f.sha256]
-                entry.outcome, entry.reason = "failed", f"same content as {first}, which failed: {reason}"
-            elif first == f.path and entry.outcome == "failed":
+                entry.outcome, entry.reason = ScanStatus.FAILED, f"same content as {first}, which failed: {reason}"
+            elif first == f.path and entry.outcome == ScanStatus.FAILED:
                 self.failed[f.sha256] = (entry.reason or "failed", entry.kind)
-            summary.counts[entry.outcome] += 1
-            summary.counts["flagged"] += bool(entry.flags)
-            summary.scans.append(entry)
-        self._check_budget(outcomes)
+            self.summary.add(entry)
+
+    def _take(self, entry: ScanEntry, outcome: ScanOutcome) -> None:
+        timings = self.summary.timings
+        entry.outcome, entry.reason = ScanStatus(outcome.status), outcome.reason
+        entry.flags = list(outcome.flags) + self._near_duplicate(entry.path, outcome)
+        entry.notes, entry.kind = list(outcome.notes), outcome.kind
+        if outcome.master:
+            entry.master, entry.access = outcome.master.path, outcome.access.path if outcome.access else None
+            timings["output_megapixels"] = round(
+                timings.get("output_megapixels", 0.0) + outcome.master.width * outcome.master.height / 1e6, 3)
+        if outcome.qa:
+            entry.verdict = outcome.qa.get("verdict")
+            self.qa_entries.append({"path": entry.path, **outcome.qa})
+        for stage, seconds in outcome.timings.items():
+            timings[stage] = round(timings.get(stage, 0.0) + seconds, 3)
 
     def _check_budget(self, outcomes: list[ScanOutcome]) -> None:
         """Stop a run that is clearly broken instead of failing thousands of scans one by one."""
-        full = [o for o in outcomes if o.reason and "[Errno 28]" in o.reason]
+        full = [o for o in outcomes if o.kind == DISK_FULL]
         if full:
             raise _Stop(f"disk full while writing ({full[0].reason}); the shard was recorded, nothing "
                         "half-written is trusted; free space and run again to resume")
-        errors = [o for o in outcomes if o.failure_kind == "error"]
-        if self.processed_shards == 1 and outcomes and len(errors) / len(outcomes) > self.cfg.failure_budget:
-            reasons = sorted({o.reason for o in errors})[:3]
+        if self.budget_judged:
+            return
+        # Judged once, on the first scans processed, and only when there are enough of them: the
+        # one new scan of a nightly --only-new run failing is a bad scan, not a misconfiguration.
+        self.budget_seen += len(outcomes)
+        self.budget_errors += [o for o in outcomes if o.failure_kind == FailureKind.ERROR]
+        if self.budget_seen < self.cfg.failure_budget_sample:
+            return
+        self.budget_judged = True
+        errors, seen = self.budget_errors, self.budget_seen
+        if errors and len(errors) / seen > self.cfg.failure_budget:
+            where = "the first shard" if self.processed_shards == 1 else f"the first {self.processed_shards} shards"
+            reasons = sorted({o.reason or "" for o in errors})[:3]
             raise _Stop(
-                f"{len(errors)} of {len(outcomes)} scans in the first shard failed while processing "
+                f"{len(errors)} of {seen} scans in {where} failed while processing "
                 f"(budget {self.cfg.failure_budget:.0%}): this looks like a misconfiguration, not bad scans. "
                 "First reasons: " + " | ".join(reasons)
             )
@@ -413,27 +418,18 @@ class _Batch:
         return []
 
 
-def _job(
-    cfg: Settings, recipe: Recipe, root: Path, scan: Path, facts: OriginalFacts, original: Any, key: str,
-    run_uuid: str, capture: dict[str, Any] | None,
-) -> ScanJob:
-    """`scan` is the path as discovered under root: its sub-folder is kept under masters/ even when it
-    was reached through a symlink (facts.path is resolved, and may lie outside root)."""
-    path = Path(facts.path)
-    rel_dir = scan.parent.relative_to(root) if scan.is_relative_to(root) else Path()
-    name = f"{path.stem}.{key[:12]}"
-    return ScanJob(
-        original_path=facts.path, original_sha256=facts.sha256,
-        item_uuid=original.item_uuid, item_identifier=original.item_identifier,
-        original_uuid=original.original_uuid,
-        master_uuid=stable_uuid("master", key), access_uuid=stable_uuid("access", key),
-        derivation_key=key, run_uuid=run_uuid, recipe=recipe.model_dump(mode="json"), recipe_hash=recipe.hash,
-        master_path=str(cfg.masters_dir / rel_dir / f"{name}.tif"),
-        access_path=str(cfg.access_dir / rel_dir / f"{name}.jpg"),
-        review_path=str(cfg.reviews_dir / rel_dir / f"{name}.png"), capture_profile=capture,
-        prior_steps=list(original.steps), catalogued_path=original.path, max_pixels=cfg.max_pixels,
-        max_bytes=cfg.max_decoded_bytes,
+def _job_original(facts: OriginalFacts, original: Any) -> JobOriginal:
+    return JobOriginal(
+        path=facts.path, sha256=facts.sha256, item_uuid=original.item_uuid,
+        item_identifier=original.item_identifier, original_uuid=original.original_uuid,
+        catalogued_path=original.path, prior_steps=tuple(original.steps),
     )
+
+
+def _folder_under(root: Path, scan: Path) -> Path:
+    """The scan's sub-folder as discovered under root, kept under masters/ even when it was reached
+    through a symlink (ingest resolves the path, which may then lie outside root)."""
+    return scan.parent.relative_to(root) if scan.is_relative_to(root) else Path()
 
 
 def _recorded_settings(cfg: Settings) -> dict[str, Any]:

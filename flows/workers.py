@@ -26,7 +26,7 @@ def connect(settings: Settings) -> None:
         return
     # Workers import the project from the installed environment; their errors come back as
     # exceptions or outcomes, so their log lines are not copied to the driver's terminal.
-    common = dict(namespace=NAMESPACE, logging_level=logging.ERROR, log_to_driver=False)
+    common: dict[str, Any] = dict(namespace=NAMESPACE, logging_level=logging.ERROR, log_to_driver=False)
     if settings.ray_address:
         ray.init(address=settings.ray_address, **common)
     else:

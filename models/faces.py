@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -74,7 +74,8 @@ class FaceDetector:
         if scale < 1.0:
             bgr = cv2.resize(bgr, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
         self._net.setInputSize((bgr.shape[1], bgr.shape[0]))
-        _, rows = self._net.detect(bgr)
+        # None when no face is found, which OpenCV's stubs leave out of the return type
+        rows = cast("np.ndarray | None", self._net.detect(bgr)[1])
         faces = []
         for row in [] if rows is None else rows:
             x, y, bw, bh = (float(v) / scale for v in row[:4])

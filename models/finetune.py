@@ -127,8 +127,8 @@ def finetune(parent: ResolvedWeights, photos: Sequence[np.ndarray], out_path: Pa
     out_path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"params": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}}, out_path)
     digest = hashlib.sha256()
-    for p in photos:
-        digest.update(hashlib.sha256(np.ascontiguousarray(p).tobytes()).digest())
+    for photo in photos:
+        digest.update(hashlib.sha256(np.ascontiguousarray(photo).tobytes()).digest())
     return {
         "parent": parent.card.name, "parent_sha256": parent.sha256, "settings": asdict(s),
         "photographs": len(photos), "photographs_sha256": digest.hexdigest(),

@@ -35,7 +35,7 @@ from models.weights import ResolvedWeights
 from tasks.records.types import AgentInfo
 
 
-def _check_rgb(rgb: np.ndarray) -> np.ndarray:
+def _check_rgb(rgb: object) -> np.ndarray:  # whatever a caller hands the model: checked here
     if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3:
         shape = getattr(rgb, "shape", type(rgb).__name__)
         raise ValueError(

@@ -154,7 +154,7 @@ def prune(cache_root: Path, max_bytes: int, *, keep: Iterable[str] = (), stale_a
     started = time.perf_counter()
     now = time.time() if now is None else now
     keep = set(keep)
-    result = {"removed": 0, "removed_bytes": 0, "kept": 0, "kept_bytes": 0, "stale_removed": 0,
+    result: dict[str, float] = {"removed": 0, "removed_bytes": 0, "kept": 0, "kept_bytes": 0, "stale_removed": 0,
               "stale_bytes": 0, "in_progress": 0, "max_bytes": max_bytes}
     candidates: list[tuple[float, str, str, int, tuple[str, int]]] = []  # evictable: mtime, sha256, folder, bytes
     total = 0

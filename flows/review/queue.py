@@ -24,8 +24,6 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from catalog import review
 from catalog.repository import Catalog
 from config.recipe import Recipe
@@ -33,12 +31,14 @@ from config.settings import Settings
 from flows.actors import software_agent
 from tasks.files.atomic import sha256_file
 from tasks.preservation.reprocess import done_step
+from tasks.records.results import ScanStatus, StepOutcome
 from tasks.records.types import StepRecord
 
 
 def run_pending(cfg: Settings) -> list[dict[str, Any]]:
     """Handle every pending request (and any queued meanwhile); one result per request."""
     from flows.restore_batch import ArchiveBusy, RunStopped, restore_batch
+    from flows.run_plan import plan_run
 
     results: list[dict[str, Any]] = []
     with Catalog.open(cfg.resolved_catalog_url) as catalog:
@@ -55,11 +55,9 @@ def run_pending(cfg: Settings) -> list[dict[str, Any]]:
                     todo = [(f, r) for f, r, reason in ready if not reason]
                     if not todo:
                         continue
-                    recipe_file = Path(tmp) / "recipe.yaml"
-                    recipe_file.write_text(yaml.safe_dump(todo[0][1].parameters["recipe"], sort_keys=True))
-                    try:
-                        summary = restore_batch(str(scans), recipe=str(recipe_file), staged=True,
-                                                settings=cfg.model_dump(mode="json", exclude_unset=True))
+                    try:  # an ordinary run, with the recipe the reviewer asked for
+                        plan = plan_run(cfg, Recipe.model_validate(todo[0][1].parameters["recipe"]))
+                        summary = restore_batch(str(scans), plan=plan, staged=True)
                     except RunStopped as exc:
                         summary = exc.summary
                     except ArchiveBusy:  # another run holds the archive: the requests stay queued
@@ -118,20 +116,21 @@ def _master_folder(cfg: Settings, master: Path) -> Path:
 def _finish(catalog: Catalog, facts: review.MasterFacts, request: StepRecord, run_uuid: str | None,
             entry: dict[str, Any] | None, reason: str | None) -> dict[str, Any]:
     new_master = None
-    if reason is None and entry is None:
-        reason = "the run did not report this scan"
-    elif reason is None and entry["outcome"] == "failed":
-        reason = entry.get("reason") or "failed"
-    elif reason is None and not entry.get("master"):
-        reason = entry.get("reason") or "no master was made"
-    elif reason is None:
-        ref = catalog.file_ref(path=entry["master"], roles=("master",))
-        new_master = {"uuid": ref.uuid if ref else None, "path": entry["master"]}
+    if reason is None:
+        if entry is None:
+            reason = "the run did not report this scan"
+        elif entry["outcome"] == ScanStatus.FAILED:
+            reason = entry.get("reason") or "failed"
+        elif not entry.get("master"):
+            reason = entry.get("reason") or "no master was made"
+        else:
+            ref = catalog.file_ref(path=entry["master"], roles=("master",))
+            new_master = {"uuid": ref.uuid if ref else None, "path": entry["master"]}
     if new_master:
         detail = f"remade as {new_master['path']} by run {run_uuid}"
     else:
         detail = f"not remade: {reason}"
-    step = done_step(request, outcome="success" if new_master else "failure", detail=detail, run_uuid=run_uuid,
+    step = done_step(request, outcome=StepOutcome.SUCCESS if new_master else StepOutcome.FAILURE, detail=detail, run_uuid=run_uuid,
                      new_master=new_master, software=software_agent())
     catalog.record_file_events([(facts.uuid, step)])
     return {"request": request.event_uuid, "master": facts.uuid, "outcome": step.outcome, "detail": detail,

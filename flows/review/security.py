@@ -100,10 +100,10 @@ class Guard:
             return True
         if authorization and authorization.lower().startswith("bearer "):
             return self.secret_matches(authorization[7:].strip())
-        return bool(cookie) and hmac.compare_digest(cookie.encode(), self.session_value().encode())
+        return bool(cookie and hmac.compare_digest(cookie.encode(), self.session_value().encode()))
 
     def csrf_ok(self, given: str | None) -> bool:
-        return bool(given) and hmac.compare_digest(given.encode(), self.csrf_token().encode())
+        return bool(given and hmac.compare_digest(given.encode(), self.csrf_token().encode()))
 
 
 def safe_document(home: Path, rel: str, folders: tuple[str, ...] = ("reports", "reviews")) -> Path | None:

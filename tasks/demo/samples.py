@@ -1,7 +1,9 @@
 """Synthetic "old scans" made from clean photographs, with the clean image kept as ground truth.
 
-The recipe follows ../shared/data/DATA.md: downscale, optical blur, faded tone curve with a warm
-cast, grain, JPEG, thin bright scratches and dust. Seeded: the same seed gives the same scan.
+The recipe is what an old print and its scan go through: downscale, optical blur, faded tone
+curve with a warm cast, grain, JPEG, thin bright scratches and dust. The clean image is the ground
+truth: tests and benchmarks measure PSNR/SSIM against it and check that QA finds what was put in.
+Seeded: the same seed gives the same scan.
 Used by `restorium demo` (on scikit-image's bundled photographs), by tests and by benchmarks.
 """
 
@@ -36,7 +38,7 @@ def degrade_with_mask(clean: np.ndarray, spec: Degradation = Degradation(),
                       seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """`degrade`, and the true mask of its scratches and dust (bool, the scan's size)."""
     rng = np.random.default_rng(seed)
-    img = clean.astype(np.float32) / 255.0
+    img: np.ndarray = clean.astype(np.float32) / 255.0
     h, w = img.shape[:2]
     if spec.downscale > 1:
         size = (max(1, round(w / spec.downscale)), max(1, round(h / spec.downscale)))

@@ -1,8 +1,8 @@
-"""Atomic file writes (DESIGN rule 5) and streaming hashes.
+"""Atomic file writes and streaming hashes.
 
 A derived file is filled under a hidden temporary name in its final folder, flushed to disk and
-renamed over the final name, so a crash never leaves a half-written master under a name the
-catalog could believe in.
+renamed over the final name, before the catalog row that points at it is committed, so a crash
+never leaves a half-written master under a name the catalog could believe in.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def temp_path_for(path: Path) -> Path:
     return path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
+def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object]) -> None:
     """Create `path` through `write(temp_path)`, then fsync and rename it into place.
 
     `write` gets an empty file in the same folder (same filesystem, so the rename is atomic) and

@@ -28,7 +28,7 @@ def pixel_digest(pixels: np.ndarray) -> str:
     array = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
     header = f"{array.dtype.name}:{'x'.join(str(n) for n in array.shape)}\n".encode()
     digest = hashlib.sha256(header)
-    digest.update(memoryview(array).cast("B"))
+    digest.update(array.data.cast("B"))  # array.data is memoryview(array)
     return digest.hexdigest()
 
 

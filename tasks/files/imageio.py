@@ -9,6 +9,7 @@ Sizes are checked from the headers (tasks.files.limits) before any of those libr
 
 from __future__ import annotations
 
+import enum
 import io
 import struct
 from dataclasses import dataclass, field
@@ -158,7 +159,7 @@ def _inspect_tiff(path: Path, limits: Limits) -> TechnicalMetadata:
         return TechnicalMetadata(
             format="TIFF", width=int(page.imagewidth), height=int(page.imagelength),
             channels=channels, bit_depth=int(page.bitspersample),
-            mode=f"{page.photometric.name.lower()}/{page.dtype}", has_icc=_TIFF_ICC in tags,
+            mode=f"{_tag_name(page.photometric).lower()}/{page.dtype}", has_icc=_TIFF_ICC in tags,
             ppi=ppi, orientation=orientation,
         )
 
@@ -329,6 +330,12 @@ def _upright(image: DecodedImage, orientation: int | None) -> DecodedImage:
 _PHOTOMETRIC = tifffile.PHOTOMETRIC
 
 
+def _tag_name(value: int) -> str:
+    """The name of an enumerated TIFF tag's value. tifffile types these tags as int (they are its
+    IntEnum members) and keeps a value it has no member for as a plain int."""
+    return value.name if isinstance(value, enum.IntEnum) else str(value)
+
+
 def _decode_tiff(path: Path, notes: list[str]) -> tuple[np.ndarray, bytes | None]:
     with tifffile.TiffFile(path) as tif:
         pages = len(tif.pages)
@@ -347,7 +354,7 @@ def _decode_tiff(path: Path, notes: list[str]) -> tuple[np.ndarray, bytes | None
         photometric = page.photometric
         if pixels.dtype == np.bool_:  # 1-bit bilevel (CCITT G3/G4 document scans)
             pixels = pixels.astype(np.uint8) * 255
-            notes.append(f"1-bit bilevel TIFF ({page.compression.name}) expanded to 8-bit grayscale")
+            notes.append(f"1-bit bilevel TIFF ({_tag_name(page.compression)}) expanded to 8-bit grayscale")
         if photometric == _PHOTOMETRIC.MINISWHITE:
             pixels = np.iinfo(pixels.dtype).max - pixels
         elif photometric == _PHOTOMETRIC.PALETTE:
@@ -360,7 +367,7 @@ def _decode_tiff(path: Path, notes: list[str]) -> tuple[np.ndarray, bytes | None
         elif photometric not in (_PHOTOMETRIC.RGB, _PHOTOMETRIC.MINISBLACK) and not (
             photometric == _PHOTOMETRIC.YCBCR and pixels.ndim == 3
         ):
-            raise ScanError(path, f"unsupported TIFF photometric interpretation {photometric.name}", UNSUPPORTED)
+            raise ScanError(path, f"unsupported TIFF photometric interpretation {_tag_name(photometric)}", UNSUPPORTED)
         full = sum(1 for p in tif.pages if not getattr(p, "is_reduced", False)) if pages > 1 else 1
         if full > 1:
             notes.append(f"multi-page TIFF: {full} pages, only the first is mastered")

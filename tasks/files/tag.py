@@ -61,7 +61,7 @@ def write_master(
     # The pixels' identity, recorded in the XMP and the catalog: a TIFF stores them losslessly, so
     # decoding the file gives this digest back whatever its metadata later becomes.
     pixels_sha256 = pixel_digest(data)
-    facts: dict[str, object] = {}
+    facts: dict[str, str | int] = {}  # sha256, size: of the file `fill` wrote
 
     def fill(temp: Path) -> None:
         try:
@@ -120,7 +120,7 @@ def write_access(
     if long_edge < 1:
         raise ValueError(f"{path}: long_edge must be positive, got {long_edge}")
     out = access_pixels(img.pixels, img.alpha, long_edge)
-    facts: dict[str, object] = {}
+    facts: dict[str, str | int] = {}  # sha256, size: of the file `fill` wrote
 
     def fill(temp: Path) -> None:
         Image.fromarray(out).save(temp, "JPEG", quality=quality, icc_profile=icc, optimize=True)

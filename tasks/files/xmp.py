@@ -48,10 +48,13 @@ from config.version import SOFTWARE_NAME, software_version
 from tasks.files.atomic import sha256_file
 from tasks.records.keys import stable_uuid
 from tasks.records.types import (
+    APPROVAL,
     DIGEST,
+    FIXITY_CHECK,
     INGESTION,
     METADATA_TAGGING,
     QUALITY_ASSESSMENT,
+    REJECTION,
     RESTORATION,
     UPSCALING,
     VALIDATION,
@@ -88,9 +91,9 @@ _ACTIONS: dict[str, str] = {
     RESTORATION: "filtered",
     UPSCALING: "resized",
     METADATA_TAGGING: "saved",
-    "fixity check": "managed",
-    "approval": "managed",
-    "rejection": "managed",
+    FIXITY_CHECK: "managed",
+    APPROVAL: "managed",
+    REJECTION: "managed",
 }
 _UNKNOWN_ACTION = "edited"  # an event type we do not know may have changed pixels: say so
 _CHANGED = {"filtered": "/", "resized": "/", "edited": "/", "saved": "/metadata"}
@@ -567,7 +570,7 @@ def _valid(path: Path, mime: str, kind: str, carried: dict[str, Any], split: Any
     """The part of the original's metadata that exiv2 can write; the rest is logged and dropped."""
     if not carried:
         return {}
-    probe = {"exif": {}, "iptc": {}, "xmp": {}}
+    probe: dict[str, dict[str, Any]] = {"exif": {}, "iptc": {}, "xmp": {}}
     try:
         _scratch(mime, **{**probe, kind: carried}).close()
         return carried

@@ -5,7 +5,7 @@ decision on a master is its current status."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from tasks.records.keys import stable_uuid
 from tasks.records.types import APPROVAL, REJECTION, AgentInfo, StepRecord, utc_now
@@ -20,9 +20,9 @@ def person_agent(name: str) -> AgentInfo:
     return AgentInfo(kind="person", name=name)
 
 
-def decision_step(decision: Decision, *, master_uuid: str, master_sha256: str, by: str, comment: str,
+def decision_step(decision: str, *, master_uuid: str, master_sha256: str, by: str, comment: str,
                   software: AgentInfo, when: str | None = None) -> StepRecord:
-    if decision not in ("approved", "rejected"):
+    if decision not in get_args(Decision):  # a reviewer's form or command line: any text until here
         raise ValueError(f"decision {decision!r}: expected approved or rejected")
     comment = comment.strip()
     if decision == "rejected" and not comment:

@@ -26,6 +26,8 @@ from typing import Any
 from lxml import etree
 
 from tasks.records.item_record import AgentFacts, EventFacts, FileFacts, ItemRecord
+from tasks.records.results import StepOutcome
+from tasks.records.types import APPROVAL, DIGEST, FIXITY_CHECK, INGESTION, REJECTION, VALIDATION
 
 PREMIS_NS = "http://www.loc.gov/premis/v3"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
@@ -35,8 +37,7 @@ SCHEMA_FILE = Path(__file__).resolve().parent / "schemas" / "premis" / "premis-v
 
 _VOCAB = "http://id.loc.gov/vocabulary/preservation"
 # restorium's event types that are terms of the LoC eventType vocabulary, with their codes.
-_EVENT_TYPES = {"ingestion": "ing", "message digest calculation": "mes", "validation": "val",
-                "fixity check": "fix"}
+_EVENT_TYPES = {INGESTION: "ing", DIGEST: "mes", VALIDATION: "val", FIXITY_CHECK: "fix"}
 _AGENT_TYPES = {"software": "software", "model": "software", "host": "hardware", "person": "person"}
 _MIME = {"TIFF": "image/tiff", "JPEG": "image/jpeg", "PNG": "image/png"}
 _ROLE_LEVEL = {"original": "original", "master": "preservation master", "access": "access copy",
@@ -204,16 +205,16 @@ def _event(root: etree._Element, event: EventFacts, record: ItemRecord) -> None:
 
 def _outcome_note(event: EventFacts) -> str:
     p = event.parameters
-    if event.type == "fixity check" and p.get("status") and p["status"] != "ok":
+    if event.type == FIXITY_CHECK and p.get("status") and p["status"] != "ok":
         return f"{p['status']}: expected sha256 {p.get('expected')}, found {p.get('actual') or 'no file'}"
-    if event.outcome != "success":
+    if event.outcome != StepOutcome.SUCCESS:
         return event.detail
     return ""
 
 
 def _agent_role(event_type: str, kind: str) -> str:
     if kind == "person":
-        return "authorizer" if event_type in ("approval", "rejection") else "implementer"
+        return "authorizer" if event_type in (APPROVAL, REJECTION) else "implementer"
     return "executing program"
 
 

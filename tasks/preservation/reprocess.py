@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from config.recipe import Recipe, RecipeError, load_recipe
 from tasks.preservation.decisions import person_agent
 from tasks.records.keys import stable_uuid
-from tasks.records.types import REPROCESSING, AgentInfo, StepRecord, utc_now
+from tasks.records.types import REPROCESSING, AgentInfo, Outcome, StepRecord, utc_now
 
 # The strengths a reviewer may change (recipe field → label). Ranges are the recipe's own.
 STRENGTHS = {
@@ -72,7 +72,7 @@ def request_step(*, master_uuid: str, master_sha256: str, preset: str, strengths
     )
 
 
-def done_step(request: StepRecord, *, outcome: str, detail: str, run_uuid: str | None,
+def done_step(request: StepRecord, *, outcome: Outcome, detail: str, run_uuid: str | None,
               new_master: dict[str, Any] | None, software: AgentInfo, when: str | None = None) -> StepRecord:
     """What became of a request: the run that handled it and the master it made (or why not)."""
     when = when or utc_now()

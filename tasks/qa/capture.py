@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from PIL import ImageCms
 
-from config.capture import CaptureProfile, PpiRule
+from config.capture import CaptureProfile, PpiRule, Severity
 from tasks.records.types import TechnicalMetadata
 
 RuleVerdict = Literal["pass", "warn", "fail", "skipped"]
@@ -80,18 +80,18 @@ def check_capture(
     info = read_icc(icc) if icc else None
 
     if rules.format:
-        r = rules.format
-        ok = tech.format.upper() in r.allowed
+        fmt = rules.format
+        ok = tech.format.upper() in fmt.allowed
         results.append(RuleResult(
-            "format", "pass" if ok else r.severity, tech.format, r.allowed,
-            f"format {tech.format} {'is' if ok else 'is not'} allowed by {name} (allowed: {', '.join(r.allowed)})",
+            "format", "pass" if ok else fmt.severity, tech.format, fmt.allowed,
+            f"format {tech.format} {'is' if ok else 'is not'} allowed by {name} (allowed: {', '.join(fmt.allowed)})",
         ))
     if rules.bit_depth:
-        r = rules.bit_depth
-        ok = tech.bit_depth >= r.min
+        depth = rules.bit_depth
+        ok = tech.bit_depth >= depth.min
         results.append(RuleResult(
-            "bit_depth", "pass" if ok else r.severity, tech.bit_depth, r.min,
-            f"bit depth {tech.bit_depth} per channel {'≥' if ok else '<'} {r.min} {_required(r.severity)} by {name}",
+            "bit_depth", "pass" if ok else depth.severity, tech.bit_depth, depth.min,
+            f"bit depth {tech.bit_depth} per channel {'≥' if ok else '<'} {depth.min} {_required(depth.severity)} by {name}",
         ))
     if rules.ppi:
         results.append(_ppi_result("ppi", "ppi", tech.ppi, rules.ppi, name,
@@ -106,18 +106,18 @@ def check_capture(
             detail=f" ({long_edge} px over a {physical_long_edge_mm:g} mm long edge)" if effective else "",
         ))
     if rules.long_edge:
-        r = rules.long_edge
-        ok = long_edge >= r.min
+        edge = rules.long_edge
+        ok = long_edge >= edge.min
         results.append(RuleResult(
-            "long_edge", "pass" if ok else r.severity, long_edge, r.min,
-            f"long edge {long_edge} px {'≥' if ok else '<'} {r.min} px {_required(r.severity)} by {name}",
+            "long_edge", "pass" if ok else edge.severity, long_edge, edge.min,
+            f"long edge {long_edge} px {'≥' if ok else '<'} {edge.min} px {_required(edge.severity)} by {name}",
         ))
     if rules.icc_present:
-        r = rules.icc_present
+        icc_rule = rules.icc_present
         present = bool(icc) or tech.has_icc
         results.append(RuleResult(
-            "icc_present", "pass" if present else r.severity, present, True,
-            "ICC profile embedded" if present else f"no ICC profile embedded; one is {_required(r.severity)} by {name}",
+            "icc_present", "pass" if present else icc_rule.severity, present, True,
+            "ICC profile embedded" if present else f"no ICC profile embedded; one is {_required(icc_rule.severity)} by {name}",
         ))
     if rules.icc_color_space:
         results.append(_color_space_result(tech, icc, info, rules.icc_color_space.allowed,
@@ -126,7 +126,7 @@ def check_capture(
         results.append(_description_result(icc, info, rules.icc_description.allowed,
                                            rules.icc_description.severity, name))
 
-    verdict = max((r.verdict for r in results), key=_RANK.__getitem__, default="pass")
+    verdict: RuleVerdict = max((r.verdict for r in results), key=_RANK.__getitem__, default="pass")
     return CaptureCheck(profile=name, verdict="pass" if verdict == "skipped" else verdict, results=results)
 
 
@@ -155,9 +155,9 @@ def _ppi_result(rule: str, label: str, value: float | None, r: PpiRule, name: st
         return f" ({_fmt(accepted)} accepted with its {r.tolerance_pct:g}% tolerance)"
 
     measured = f"{label} {_fmt(value)}{detail}"
-    if r.accepted_min is not None and value < r.accepted_min - 1e-9:
+    if r.min is not None and r.accepted_min is not None and value < r.accepted_min - 1e-9:
         message = f"{measured} < {_fmt(r.min)} {_required(r.severity)} by {name}{tolerance(r.accepted_min)}"
-    elif r.accepted_max is not None and value > r.accepted_max + 1e-9:
+    elif r.max is not None and r.accepted_max is not None and value > r.accepted_max + 1e-9:
         message = f"{measured} > {_fmt(r.max)}, the most {name} allows{tolerance(r.accepted_max)}"
     else:
         return RuleResult(rule, "pass", value, limit, f"{measured} meets {wanted} of {name}")
@@ -170,7 +170,7 @@ def _color_channels(tech: TechnicalMetadata) -> str:
 
 
 def _color_space_result(tech: TechnicalMetadata, icc: bytes | None, info: IccInfo | None,
-                        allowed: list[str], severity: str, name: str) -> RuleResult:
+                        allowed: list[str], severity: Severity, name: str) -> RuleResult:
     if not icc or info is None:
         # Nothing to read; absence itself is icc_present's to judge (one cause, one finding).
         why = "ICC bytes not supplied" if tech.has_icc else "no ICC profile embedded"
@@ -205,7 +205,7 @@ def description_matches(description: str, allowed: list[str]) -> str | None:
 
 
 def _description_result(icc: bytes | None, info: IccInfo | None, allowed: list[str],
-                        severity: str, name: str) -> RuleResult:
+                        severity: Severity, name: str) -> RuleResult:
     if not icc or info is None:
         return RuleResult("icc_description", "skipped", None, allowed,
                           "no ICC profile bytes, so its description cannot be checked")

@@ -23,8 +23,9 @@ UNSUPPORTED = "unsupported"  # a real image of a kind we do not master (GIF, flo
 TOO_LARGE = "too-large"  # over the pixel or decoded-byte limit (raise the limit if genuine)
 UNREADABLE = "unreadable"  # the file system refused it (permissions, I/O error): may pass later
 MEMORY = "memory"  # ran out of memory on this scan: may pass on a bigger machine or later
-KINDS = (INVALID, UNSUPPORTED, TOO_LARGE, UNREADABLE, MEMORY)
-TRANSIENT = (UNREADABLE, MEMORY)  # not a property of the bytes: the next run tries again
+DISK_FULL = "disk-full"  # writing the master found no space: the run stops, the next one resumes
+KINDS = (INVALID, UNSUPPORTED, TOO_LARGE, UNREADABLE, MEMORY, DISK_FULL)
+TRANSIENT = (UNREADABLE, MEMORY, DISK_FULL)  # not a property of the bytes: the next run tries again
 
 _IO_ERRNOS = {errno.EACCES, errno.EPERM, errno.EIO, errno.ENOENT, errno.EISDIR, errno.ELOOP,
               errno.ENXIO, errno.ESTALE, errno.ETIMEDOUT}
@@ -55,6 +56,19 @@ def failure_of(path: str | Path, exc: BaseException, what: str = "") -> ScanErro
     if isinstance(exc, Warning):
         return ScanError(path, f"{prefix}decoder warning raised as an error ({detail})", INVALID)
     return ScanError(path, f"{prefix}damaged or malformed file ({detail})", INVALID)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """By errno, not by the message's text (a locale or a wrapper can change that); an error
+    raised while handling one (a writer's own exception around the OSError) counts too."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _is_bomb(exc: BaseException) -> bool:

@@ -9,6 +9,8 @@ import datetime as dt
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from tasks.records.results import FailureKind, ScanStatus, StepOutcome
+
 # PREMIS-style event types (the catalog's Event.type and each XMP history entry).
 INGESTION = "ingestion"
 DIGEST = "message digest calculation"
@@ -24,7 +26,8 @@ REJECTION = "rejection"
 REPROCESSING = "reprocessing"  # a reviewer's request to remake a master, and its completion
 REPRODUCTION = "reproduction"  # a re-run of the recorded recipe compared with the master
 
-Outcome = Literal["success", "warning", "failure"]
+# A StepOutcome, or the plain string it equals (records read back from the catalog or the XMP).
+Outcome = StepOutcome | Literal["success", "warning", "failure"]
 
 
 def utc_now() -> str:
@@ -178,12 +181,9 @@ class ScanOutcome:
 
     derivation_key: str
     original_sha256: str
-    status: Literal["mastered", "failed"]
+    status: ScanStatus  # mastered or failed (unchanged and skipped are decided on the driver)
     reason: str | None = None
-    # invalid: the file itself is bad (deterministic, not retried for the same software);
-    # rejected: the QA gate failed it (capture specification); re-scan it;
-    # error: processing failed (may be transient, retried by the next run).
-    failure_kind: Literal["invalid", "rejected", "error"] | None = None
+    failure_kind: FailureKind | None = None  # why it failed: decides whether the next run retries
     qa: dict[str, Any] | None = None
     resolved_recipe: dict[str, Any] | None = None
     plan_reasons: list[str] = field(default_factory=list)

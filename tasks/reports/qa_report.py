@@ -86,9 +86,9 @@ class QASummary:
             for w in self.worst
         ]
 
-    def _sections(self) -> list[tuple[str, list[str], list[tuple], str]]:
+    def _sections(self) -> list[tuple[str, list[str], list[tuple[Any, ...]], str]]:
         """(heading, column names, rows, text when empty): the tables both renderings show."""
-        sections = [
+        sections: list[tuple[str, list[str], list[tuple[Any, ...]], str]] = [
             ("Verdicts", ["verdict", "scans"], list(self.counts_by_verdict.items()), ""),
             ("Reasons", ["reason", "scans"], list(self.counts_by_reason.items()), "No reasons given."),
         ]

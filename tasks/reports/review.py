@@ -181,7 +181,7 @@ def review_sheet(
     # Crops: a pair (original | master) per region, each crop shown at 2x its master pixels.
     window = max(8, min(_MAX_CROP, (max_width - 3 * _GAP) // 4))
     regions = [("sharpest region", sharpest_window(master, window))]
-    regions += [(f"face {i + 1}", _face_window(tuple(f), sx, sy, window, mw, mh))
+    regions += [(f"face {i + 1}", _face_window(f, sx, sy, window, mw, mh))
                 for i, f in enumerate(list(faces)[:_MAX_FACES])]
     pairs = []
     for name, (x, y, w, h) in regions:

@@ -1,6 +1,6 @@
 """The morning report of a run: counts, time per stage, throughput, utilisation, failures.
 
-Pure: a run summary (flows.restore_batch.RunSummary.to_dict()) in, markdown (for a Prefect
+Pure: a run summary (flows.summary.RunSummary.to_dict()) in, markdown (for a Prefect
 artifact) and a self-contained HTML page out.
 """
 
@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from tasks.files.atomic import atomic_write
+from tasks.records.results import ScanStatus
 
 _STAGES = ("decode", "qa", "tone", "cleanup", "denoise", "deblur", "upscale", "finish", "guard", "tag")
+_COUNTS = ("scans", "ingested", *(status.value for status in ScanStatus), "flagged")
 
 
 def throughput(summary: dict[str, Any]) -> dict[str, float]:
@@ -21,7 +23,7 @@ def throughput(summary: dict[str, Any]) -> dict[str, float]:
     busy the workers' CPUs were (worker CPU seconds / (wall seconds x CPUs they had))."""
     t = summary.get("timings", {})
     wall = max(t.get("wall_seconds", 0.0) - t.get("startup_seconds", 0.0), 1e-9)
-    done = summary["counts"].get("mastered", 0)
+    done = summary["counts"].get(ScanStatus.MASTERED, 0)
     out = {
         "scans_per_hour": round(done * 3600.0 / wall, 1),
         "output_megapixels_per_second": round(t.get("output_megapixels", 0.0) / wall, 3),
@@ -48,7 +50,7 @@ _WORKER_HEAD = ["host", "node", "device", "scans", "busy s", "CPU s"]
 
 
 def _failures(summary: dict[str, Any]) -> list[tuple[str, int]]:
-    return Counter(s["reason"] for s in summary["scans"] if s["outcome"] == "failed").most_common()
+    return Counter(s["reason"] for s in summary["scans"] if s["outcome"] == ScanStatus.FAILED).most_common()
 
 
 def to_markdown(summary: dict[str, Any]) -> str:
@@ -59,8 +61,7 @@ def to_markdown(summary: dict[str, Any]) -> str:
         "",
         "| scans | ingested | mastered | unchanged | failed | skipped | flagged |",
         "|---:|---:|---:|---:|---:|---:|---:|",
-        "| " + " | ".join(str(c.get(k, 0)) for k in ("scans", "ingested", "mastered", "unchanged", "failed",
-                                                      "skipped", "flagged")) + " |",
+        "| " + " | ".join(str(c.get(k, 0)) for k in _COUNTS) + " |",
         "",
     ]
     if summary.get("stopped"):
@@ -99,7 +100,7 @@ def to_html(summary: dict[str, Any]) -> str:
     ]
     if summary.get("stopped"):
         parts.append(f"<p class='stop'>Stopped early: {e(summary['stopped'])}</p>")
-    keys = ("scans", "ingested", "mastered", "unchanged", "failed", "skipped", "flagged")
+    keys = _COUNTS
     parts.append(table(list(keys), [[c.get(k, 0) for k in keys]]))
     parts.append("<h2>Throughput</h2>" + table(["measure", "value"], [[k.replace("_", " "), v] for k, v in rate.items()]))
     stages = [[s, f"{t[s]:.1f}"] for s in (*_STAGES, "model") if s in t]
@@ -110,7 +111,7 @@ def to_html(summary: dict[str, Any]) -> str:
     failures = _failures(summary)
     if failures:
         parts.append("<h2>Failures</h2>" + table(["reason", "scans"], [[r, n] for r, n in failures]))
-        failed = [[s["path"], s["reason"]] for s in summary["scans"] if s["outcome"] == "failed"]
+        failed = [[s["path"], s["reason"]] for s in summary["scans"] if s["outcome"] == ScanStatus.FAILED]
         parts.append(table(["scan", "reason"], failed))
     skipped = [[s["path"], s["reason"]] for s in summary["scans"] if s["outcome"] == "skipped"]
     if skipped:

@@ -31,7 +31,7 @@ def face_mask(shape: tuple[int, ...], faces: Sequence[Any], *,
         right, bottom = min(w, int(np.ceil(cx + ax)) + reach + 1), min(h, int(np.ceil(cy + ay)) + reach + 1)
         if right <= left or bottom <= top:
             continue
-        roi = np.zeros((bottom - top, right - left), np.float32)
+        roi: np.ndarray = np.zeros((bottom - top, right - left), np.float32)
         shift = 4  # sub-pixel ellipse: OpenCV takes fixed-point coordinates
         cv2.ellipse(roi, (int(round((cx - left) * 16)), int(round((cy - top) * 16))),
                     (int(round(ax * 16)), int(round(ay * 16))), 0, 0, 360, 1.0, -1, cv2.LINE_AA, shift)

@@ -104,7 +104,7 @@ def consistency(
     big_h, big_w = result.shape[:2]
     ref = reference.astype(np.float32, copy=False)
     kernel = None if psf is None else psf.astype(np.float32)
-    adjoint = None if psf is None else np.ascontiguousarray(kernel[::-1, ::-1])
+    adjoint = None if kernel is None else np.ascontiguousarray(kernel[::-1, ::-1])
 
     def seen(x: np.ndarray) -> np.ndarray:
         small = cv2.resize(x, (w, h), interpolation=cv2.INTER_AREA)
@@ -205,10 +205,10 @@ def add_grain(
     if amount == 0.0:
         return (rgb if out is None else _copy_into(rgb, out)), {**params, "applied": False}
     src = rgb.astype(np.float32, copy=False)
-    noise = np.random.default_rng(seed).standard_normal(src.shape[:2], dtype=np.float32)
+    noise: np.ndarray = np.random.default_rng(seed).standard_normal(src.shape[:2], dtype=np.float32)
     if size > 0.3:
         noise = cv2.GaussianBlur(noise, (0, 0), size, borderType=cv2.BORDER_REFLECT_101)
-        noise /= max(float(noise.std()), 1e-12)  # back to unit variance: `amount` means the same at any size
+        np.divide(noise, max(float(noise.std()), 1e-12), out=noise)  # back to unit variance: `amount` means the same at any size
     dst = _target(src, out)
     for rows in _row_bands(src.shape[0]):
         y = src[rows] @ _LUMA

@@ -21,7 +21,7 @@ _METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
 
 def dilate_mask(mask: np.ndarray, dilate: int) -> np.ndarray:
     """Grow the mask by `dilate` px (elliptical element): detectors miss a scratch's soft rim."""
-    m = mask.astype(np.uint8)
+    m: np.ndarray = mask.astype(np.uint8)
     if dilate > 0:
         element = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilate + 1, 2 * dilate + 1))
         m = cv2.dilate(m, element)

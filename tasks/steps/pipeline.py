@@ -6,45 +6,47 @@ denoise → deblur → upscale → finish (colour transfer, fidelity blend, face
 
 Runs inside a model worker (the worker lends its loaded models through a Toolkit) but knows
 nothing of Ray, Prefect or the catalog: it returns a ScanOutcome that the driver records.
-Every step it applies becomes a StepRecord, embedded in the master's XMP and returned.
+Every step is declared once below (tasks.steps.context.StepDef: name, event type, when it
+applies) and runs inside the one StepContext, which times it and records it as a StepRecord,
+embedded in the master's XMP and returned.
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any
 
 import cv2
 import numpy as np
 
 from config.capture import CaptureProfile
 from config.recipe import Recipe, canonical_json
+from tasks.files.atomic import sha256_file
 from tasks.files.imageio import DecodedImage, decode, from_float, inspect, quantize_in_place, to_float
 from tasks.files.limits import Limits
 from tasks.files.tag import icc_problem, write_access, write_master
 from tasks.files.xmp import read_source_metadata
 from tasks.qa import assessment as qa_stage
 from tasks.qa.capture import CaptureCheck, check_capture
-from tasks.records.failures import TOO_LARGE, TRANSIENT, ScanError, scan_boundary
+from tasks.records.failures import DISK_FULL, TOO_LARGE, TRANSIENT, ScanError, is_disk_full, scan_boundary
 from tasks.records.keys import stable_uuid
+from tasks.records.results import FailureKind, ScanStatus, StepOutcome, Verdict
 from tasks.records.types import (
     METADATA_TAGGING,
     QUALITY_ASSESSMENT,
     RESTORATION,
     UPSCALING,
-    VALIDATION,
-    AgentInfo,
     AuditRecord,
     ScanJob,
     ScanOutcome,
     StepRecord,
+    WrittenFile,
     utc_now,
 )
 from tasks.reports.review import review_sheet, write_review_sheet
+from tasks.steps.context import DECODE, StepContext, StepDef, Toolkit, UpscalerLike
 from tasks.steps.deblur import deblur, psf_from_findings
 from tasks.steps.faces import blend_by_mask, face_mask
 from tasks.steps.fidelity import fidelity_check
@@ -55,142 +57,83 @@ from tasks.steps.restore import aligned_bands, denoise_nlmeans, resize_rows
 from tasks.steps.tone import clahe_luminance, levels, white_balance
 from tasks.steps.upscale import upscale_alpha, upscale_to
 
-
-class UpscalerLike(Protocol):
-    scale: int
-    agent: AgentInfo
-    last_inference_seconds: float
-    last_execution: dict[str, Any]  # how the last call ran: precision, tile, overlap, batch ...
-
-    def upscale(self, rgb: np.ndarray, tile: int, overlap: int, reduce: int = 1) -> np.ndarray: ...
+__all__ = ["STEPS", "Toolkit", "process_scan", "rejection_uuid"]
 
 
-class DenoiserLike(Protocol):
-    agent: AgentInfo
-    last_inference_seconds: float
-    last_execution: dict[str, Any]
+# The steps, in the order they run: name, event type, when each applies (a function of the Plan).
+QA = StepDef("qa", QUALITY_ASSESSMENT)
+LEVELS = StepDef("levels", RESTORATION, lambda plan: bool(plan.levels), stage="tone")
+CLAHE = StepDef("clahe", RESTORATION, lambda plan: bool(plan.clahe), stage="tone")
+WHITE_BALANCE = StepDef("white-balance", RESTORATION, lambda plan: bool(plan.white_balance), stage="tone")
+INPAINT = StepDef("inpaint", RESTORATION, lambda plan: bool(plan.inpaint), stage="cleanup")
+DENOISE = StepDef("denoise", RESTORATION, lambda plan: plan.denoise_method != "off")
+DEBLUR = StepDef("deblur", RESTORATION, lambda plan: bool(plan.deblur))
+UPSCALE = StepDef("upscale", UPSCALING)
+FINISH = StepDef("finish", RESTORATION)
+FACE_PROTECTION = StepDef("face-protection", RESTORATION, lambda plan: bool(plan.faces), stage="finish")
+GUARD = StepDef("fidelity-guard", QUALITY_ASSESSMENT, stage="guard")
+TAG = StepDef("tag", METADATA_TAGGING)
+STEPS = (QA, LEVELS, CLAHE, WHITE_BALANCE, INPAINT, DENOISE, DEBLUR, UPSCALE, FINISH, FACE_PROTECTION, GUARD, TAG)
 
-    def denoise(self, rgb: np.ndarray, sigma: float) -> np.ndarray: ...
-
-
-class FaceFinder(Protocol):
-    agent: AgentInfo
-
-    def detect(self, rgb: np.ndarray) -> list: ...
-
-
-@dataclass
-class Toolkit:
-    """What a worker lends the pipeline: loaded models and the agents to credit."""
-
-    upscalers: dict[str, UpscalerLike]
-    denoiser: DenoiserLike | None
-    software: AgentInfo
-    host: AgentInfo
-    faces: FaceFinder | None = None
-
-
-@dataclass
-class _Run:
-    """Book-keeping while one scan is processed."""
-
-    job: ScanJob
-    kit: Toolkit
-    steps: list[StepRecord] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    models: list[AgentInfo] = field(default_factory=list)
-    stage: str = "decode"
-
-    @contextmanager
-    def timed(self, stage: str) -> Iterator[None]:
-        self.stage = stage
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
-
-    def add_step(
-        self, type_: str, step: str, detail: str, parameters: dict[str, Any],
-        model: AgentInfo | None = None, outcome: str = "success", when: str | None = None,
-    ) -> StepRecord:
-        agents = [self.kit.software] + ([model] if model else []) + [self.kit.host]
-        if model and model not in self.models:
-            self.models.append(model)
-        record = StepRecord(
-            event_uuid=stable_uuid(self.job.derivation_key, step),
-            type=type_, step=step, when=when or utc_now(), outcome=outcome, detail=detail,
-            agents=agents,
-            parameters={**parameters, "recipe_hash": self.job.recipe_hash,
-                        "derivation_key": self.job.derivation_key},
-        )
-        self.steps.append(record)
-        return record
-
-    def model_time(self, seconds: float) -> None:
-        self.timings["model"] = self.timings.get("model", 0.0) + seconds
+# Which tone function each tone step runs, with the plan's keyword arguments for it.
+_TONE = ((LEVELS, levels, "levels"), (CLAHE, clahe_luminance, "clahe"),
+         (WHITE_BALANCE, white_balance, "white_balance"))
 
 
 def process_scan(job: ScanJob, kit: Toolkit) -> ScanOutcome:
     """Master one scan. Never raises for a bad scan: failures come back as outcomes."""
-    run = _Run(job, kit)
+    run = StepContext(job, kit)
     path = Path(job.original_path)
     try:
-        with run.timed("decode"), scan_boundary(path):  # whatever a decoder raises is this scan's failure
+        with run.step(DECODE), scan_boundary(path):  # whatever a decoder raises is this scan's failure
             image = decode(path, max_pixels=job.max_pixels, max_bytes=job.max_bytes)
     except ScanError as exc:
         if exc.kind in TRANSIENT:  # unreadable now or out of memory: the next run tries again
-            outcome = _error(run, exc.reason)
-        else:
-            outcome = _invalid(run, exc.reason, exc.kind)
-        outcome.kind = exc.kind
-        return outcome
+            return _error(run, exc.reason, exc.kind)
+        return _invalid(run, exc.reason, exc.kind)
     try:
         if image.notes:  # conversions on reading (CMYK → RGB, 1-bit → 8-bit…) are part of provenance
-            run.add_step(VALIDATION, "decode", "; ".join(image.notes), {"notes": image.notes})
+            run.record(DECODE, utc_now(), "; ".join(image.notes), {"notes": image.notes})
         outcome = _master(run, image)
     except Exception as exc:  # noqa: BLE001 - one bad scan never stops the batch: report it, go on
-        outcome = _error(run, f"{type(exc).__name__}: {exc}")
+        outcome = _error(run, f"{type(exc).__name__}: {exc}", DISK_FULL if is_disk_full(exc) else None)
     outcome.notes = list(image.notes)
     return outcome
 
 
-def _master(run: _Run, image: DecodedImage) -> ScanOutcome:
-    job, kit = run.job, run.kit
-    recipe = Recipe.model_validate(job.recipe)
-
-    with run.timed("qa"):
-        when = utc_now()
-        report = qa_stage.assess(image)
-        capture = _capture(job, image)
-        verdict, reasons = _verdict(report, capture)
-        params = {"verdict": verdict, "reasons": reasons, "findings": report.findings,
-                  "capture": capture.to_dict() if capture else None}
-        if verdict == "fail":
-            return _rejected(run, params, capture, when)
-        run.add_step(QUALITY_ASSESSMENT, "qa", f"verdict {verdict}" + "".join(f"; {r}" for r in reasons),
-                     params, outcome="warning" if verdict == "warn" else "success", when=when)
-
-    # The run loaded the recipe's model, or its fallback when the model's weights were missing.
-    upscaler = kit.upscalers.get(recipe.upscale.model) or kit.upscalers.get(recipe.upscale.fallback_model or "")
-    if upscaler is None:
-        raise RuntimeError(f"model {recipe.upscale.model!r} is not loaded in this worker")
+def _master(run: StepContext, image: DecodedImage) -> ScanOutcome:
+    recipe = Recipe.model_validate(run.job.recipe)
+    qa = _qa(run, image)
+    if qa.verdict == Verdict.FAIL:
+        return _rejected(run, qa)
+    upscaler = _upscaler(run.kit, recipe)
     plan = plan_scan(
-        recipe, report.findings, image.width, image.height, model_scale=upscaler.scale,
+        recipe, qa.report.findings, image.width, image.height, model_scale=upscaler.scale,
         model_name=upscaler.card.name, model_training=upscaler.card.training,
-        denoiser_available=kit.denoiser is not None, problems=report.problems,
-        has_mask=report.scratch_mask is not None, face_detector_available=kit.faces is not None,
+        denoiser_available=run.kit.denoiser is not None, problems=qa.report.problems,
+        has_mask=qa.report.scratch_mask is not None, face_detector_available=run.kit.faces is not None,
     )
     # Each step's result replaces the last (no name keeps an earlier one alive: memory).
     restored = _tone(run, plan, _model_input(image))
-    restored = _cleanup(run, plan, restored, report.scratch_mask)
-    restored = _denoise(run, plan, restored)
-    restored = _deblur(run, plan, restored)
+    if INPAINT.applies(plan) and qa.report.scratch_mask is not None:
+        restored = _inpaint(run, plan, restored, qa.report.scratch_mask)
+    if DENOISE.applies(plan):
+        restored = _denoise(run, plan, restored)
+    if DEBLUR.applies(plan):
+        restored = _deblur(run, plan, restored)
     ai = _upscale(run, plan, recipe, restored, upscaler)
     master_rgb, faces, model_result = _finish(run, plan, recipe, ai, restored)
     flags = _guard(run, recipe, master_rgb if model_result is None else model_result, restored,
                    judged="the master" if model_result is None else "the model's result before the consistency step")
-    return _tag(run, image, recipe, plan, params, master_rgb, faces, flags)  # consumes master_rgb
+    return _tag(run, image, recipe, plan, qa.parameters, master_rgb, faces, flags)  # consumes master_rgb
+
+
+def _upscaler(kit: Toolkit, recipe: Recipe) -> UpscalerLike:
+    """The run loaded the recipe's model, or its fallback when the model's weights were missing."""
+    upscaler = kit.upscalers.get(recipe.upscale.model) or kit.upscalers.get(recipe.upscale.fallback_model or "")
+    if upscaler is None:
+        raise RuntimeError(f"model {recipe.upscale.model!r} is not loaded in this worker")
+    return upscaler
 
 
 def _model_input(image: DecodedImage) -> np.ndarray:
@@ -202,6 +145,31 @@ def _model_input(image: DecodedImage) -> np.ndarray:
 
 # --- QA gate ---------------------------------------------------------------------------------
 
+@dataclass
+class _Gate:
+    """The QA gate's result: the diagnosis, the capture check, the verdict and its parameters."""
+
+    report: qa_stage.QAReport
+    capture: CaptureCheck | None
+    verdict: Verdict
+    parameters: dict[str, Any]
+    when: str
+
+
+def _qa(run: StepContext, image: DecodedImage) -> _Gate:
+    with run.step(QA) as step:
+        report = qa_stage.assess(image)
+        capture = _capture(run.job, image)
+        verdict = Verdict.worst(report.verdict, *([capture.verdict] if capture else []))
+        reasons = list(report.reasons) + ([r.message for r in capture.problems] if capture else [])
+        params = {"verdict": str(verdict), "reasons": reasons, "findings": report.findings,
+                  "capture": capture.to_dict() if capture else None}
+        if verdict != Verdict.FAIL:
+            step.record(f"verdict {verdict}" + "".join(f"; {r}" for r in reasons), params,
+                        outcome=StepOutcome.WARNING if verdict == Verdict.WARN else StepOutcome.SUCCESS)
+    return _Gate(report, capture, verdict, params, step.when)
+
+
 def _capture(job: ScanJob, image: DecodedImage) -> CaptureCheck | None:
     if not job.capture_profile:
         return None
@@ -210,102 +178,63 @@ def _capture(job: ScanJob, image: DecodedImage) -> CaptureCheck | None:
     return check_capture(inspect(Path(job.original_path), limits), image.icc, profile)
 
 
-def _verdict(report: qa_stage.QAReport, capture: CaptureCheck | None) -> tuple[str, list[str]]:
-    order = {"pass": 0, "warn": 1, "fail": 2}
-    verdict, reasons = report.verdict, list(report.reasons)
-    if capture is not None:
-        reasons += [r.message for r in capture.problems]
-        verdict = max(verdict, capture.verdict, key=order.__getitem__)
-    return verdict, reasons
-
-
-def rejection_uuid(derivation_key: str, capture_profile: dict[str, Any]) -> str:
+def rejection_uuid(derivation_key: str, capture_profile: dict[str, Any] | None) -> str:
     """The id of the event that records a QA-gate rejection: the same scan, recipe and profile
     always give the same id, so a re-run knows the answer without redoing it."""
     profile_hash = hashlib.sha256(canonical_json(capture_profile).encode()).hexdigest()
     return stable_uuid("rejected", derivation_key, profile_hash)
 
 
-def _rejected(run: _Run, params: dict[str, Any], capture: CaptureCheck | None, when: str) -> ScanOutcome:
-    """The QA gate failed: the scan does not meet the capture specification (re-scan it)."""
-    job = run.job
-    reason = f"QA gate ({capture.profile if capture else 'capture spec'}): " + "; ".join(
-        r.message for r in (capture.problems if capture else []) if r.verdict == "fail")
-    step = StepRecord(
-        event_uuid=rejection_uuid(job.derivation_key, job.capture_profile),
-        type=QUALITY_ASSESSMENT, step="qa", when=when, outcome="failure", detail=reason,
-        agents=[run.kit.software, run.kit.host],
-        parameters={**params, "recipe_hash": job.recipe_hash, "derivation_key": job.derivation_key},
-    )
-    return ScanOutcome(
-        derivation_key=job.derivation_key, original_sha256=job.original_sha256, status="failed",
-        reason=reason, failure_kind="rejected", qa=params, steps=[step], timings=run.timings,
-    )
-
-
 # --- restoration: clean up before any AI -----------------------------------------------------
 
-def _tone(run: _Run, plan: Plan, rgb: np.ndarray) -> np.ndarray:
-    steps = [("levels", levels, plan.levels), ("clahe", clahe_luminance, plan.clahe),
-             ("white-balance", white_balance, plan.white_balance)]
-    if not any(kwargs for _, _, kwargs in steps):
-        return rgb
-    with run.timed("tone"):
-        for name, fn, kwargs in steps:
-            if kwargs:
-                when = utc_now()
-                rgb, used = fn(rgb, **kwargs)
-                run.add_step(RESTORATION, name, _describe(name, used), used, when=when)
+def _tone(run: StepContext, plan: Plan, rgb: np.ndarray) -> np.ndarray:
+    for definition, fn, kwargs_of in _TONE:
+        if definition.applies(plan):
+            with run.step(definition) as step:
+                rgb, used = fn(rgb, **getattr(plan, kwargs_of))
+                step.record(_describe(definition.name, used), used)
     return rgb
 
 
-def _cleanup(run: _Run, plan: Plan, rgb: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-    if not plan.inpaint or mask is None:
-        return rgb
-    with run.timed("cleanup"):
-        when = utc_now()
+def _inpaint(run: StepContext, plan: Plan, rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    assert plan.inpaint is not None  # INPAINT.applies(plan)
+    with run.step(INPAINT) as step:
         out, used = inpaint(rgb, mask, **plan.inpaint)
-        run.add_step(RESTORATION, "inpaint", "dust and scratches inpainted inside the detected mask", used, when=when)
+        step.record("dust and scratches inpainted inside the detected mask", used)
     return out
 
 
-def _denoise(run: _Run, plan: Plan, rgb: np.ndarray) -> np.ndarray:
-    if plan.denoise_method == "off":
-        return rgb
-    with run.timed("denoise"):
-        when = utc_now()
+def _denoise(run: StepContext, plan: Plan, rgb: np.ndarray) -> np.ndarray:
+    with run.step(DENOISE) as step:
         params = {"method": plan.denoise_method, "sigma": plan.denoise_sigma}
         if plan.denoise_method == "ffdnet":
             denoiser = run.kit.denoiser
+            assert denoiser is not None  # the plan chose ffdnet: the worker has it loaded
             out = denoiser.denoise(rgb, plan.denoise_sigma)
             run.model_time(denoiser.last_inference_seconds)
             params |= _execution(denoiser.last_execution)
-            run.add_step(RESTORATION, "denoise", f"FFDNet at noise level {plan.denoise_sigma}", params,
-                         model=denoiser.agent, when=when)
+            step.record(f"FFDNet at noise level {plan.denoise_sigma}", params, model=denoiser.agent)
         else:
             out = denoise_nlmeans(rgb, plan.denoise_sigma)
-            run.add_step(RESTORATION, "denoise", f"non-local means at noise level {plan.denoise_sigma}",
-                         params, when=when)
+            step.record(f"non-local means at noise level {plan.denoise_sigma}", params)
     return out
 
 
-def _deblur(run: _Run, plan: Plan, rgb: np.ndarray) -> np.ndarray:
-    if not plan.deblur:
-        return rgb
-    with run.timed("deblur"):
-        when = utc_now()
+def _deblur(run: StepContext, plan: Plan, rgb: np.ndarray) -> np.ndarray:
+    assert plan.deblur is not None  # DEBLUR.applies(plan)
+    with run.step(DEBLUR) as step:
         out, used = deblur(rgb, **plan.deblur)
-        run.add_step(RESTORATION, "deblur", f"{plan.deblur['blur'].get('type')} blur deconvolved", used, when=when)
+        step.record(f"{plan.deblur['blur'].get('type')} blur deconvolved", used)
     return out
 
 
 # --- upscaling, after restoring ---------------------------------------------------------------
 
-def _upscale(run: _Run, plan: Plan, recipe: Recipe, rgb: np.ndarray, upscaler: UpscalerLike) -> np.ndarray:
-    with run.timed("upscale"):
-        when = utc_now()
+def _upscale(run: StepContext, plan: Plan, recipe: Recipe, rgb: np.ndarray, upscaler: UpscalerLike) -> np.ndarray:
+    with run.step(UPSCALE) as step:
         tile, overlap = recipe.upscale.tile, recipe.upscale.tile_overlap
-        model_seconds, execution = 0.0, {}
+        model_seconds = 0.0
+        execution: dict[str, Any] = {}
 
         def model(x: np.ndarray, reduce: int) -> np.ndarray:
             nonlocal model_seconds, execution
@@ -327,23 +256,21 @@ def _upscale(run: _Run, plan: Plan, recipe: Recipe, rgb: np.ndarray, upscaler: U
         detail = (f"{plan.upscale_model} x{upscaler.scale}^{plan.model_passes} to "
                   f"{plan.target_width}x{plan.target_height}" if plan.model_passes
                   else f"kept at {plan.target_width}x{plan.target_height} (no model pass)")
-        run.add_step(UPSCALING, "upscale", detail, params,
-                     model=upscaler.agent if plan.model_passes else None, when=when)
+        step.record(detail, params, model=upscaler.agent if plan.model_passes else None)
     return out
 
 
 # --- finishing, lightly -----------------------------------------------------------------------
 
 def _finish(
-    run: _Run, plan: Plan, recipe: Recipe, ai: np.ndarray, restored: np.ndarray,
+    run: StepContext, plan: Plan, recipe: Recipe, ai: np.ndarray, restored: np.ndarray,
 ) -> tuple[np.ndarray, list, np.ndarray | None]:
     """The finished master, the faces found, and (when the consistency step ran) the model's
     result before it, which is what the fidelity guard must judge: the step pulls the master
     back onto the scan and so would hide what the model invented."""
     fin = plan.finish
     faces: list = []
-    with run.timed("finish"):
-        when = utc_now()
+    with run.step(FINISH) as step:
         used: dict[str, Any] = {}
         # In place, band by band (tasks.steps.finish): the model's output is not needed again, and a
         # 24 MP scan's x2 master is 1.15 GB in float32 — one such array, not five.
@@ -357,23 +284,23 @@ def _finish(
         out, used["consistency"] = consistency(out, restored, strength=fin["consistency"], psf=psf, out=out)
         out = fidelity_blend(out, restored, fin["fidelity_blend"], out=out)
         used["fidelity_blend"] = fin["fidelity_blend"]
-        if plan.faces:
+        if FACE_PROTECTION.applies(plan):
             out, faces = _protect_faces(run, plan, out, restored)
         seed = int(hashlib.sha256(f"{recipe.seed}:{run.job.original_sha256}".encode()).hexdigest()[:8], 16)
         out, used["grain"] = add_grain(out, amount=fin["grain"], seed=seed, out=out)
         out, used["sharpen"] = sharpen(out, amount=fin["sharpen"], out=out)
-        run.add_step(RESTORATION, "finish",
-                     f"colour transfer {fin['color_transfer']}, consistency {used['consistency']['strength'] if used['consistency']['applied'] else 'off'}, "
-                     f"fidelity blend {fin['fidelity_blend']}, grain {fin['grain']}, sharpen {fin['sharpen']}",
-                     used, when=when)
+        consistency_used = used["consistency"]["strength"] if used["consistency"]["applied"] else "off"
+        step.record(f"colour transfer {fin['color_transfer']}, consistency {consistency_used}, "
+                    f"fidelity blend {fin['fidelity_blend']}, grain {fin['grain']}, sharpen {fin['sharpen']}", used)
     return out, faces, judged
 
 
-def _protect_faces(run: _Run, plan: Plan, out: np.ndarray, restored: np.ndarray) -> tuple[np.ndarray, list]:
+def _protect_faces(run: StepContext, plan: Plan, out: np.ndarray, restored: np.ndarray) -> tuple[np.ndarray, list]:
     """Inside faces, keep only `ai_share` of the model's result: likeness over enhancement.
-    In place, and only in the bands of rows a face reaches."""
+    In place, and only in the bands of rows a face reaches. Part of the finish step's time."""
     when = utc_now()
     detector = run.kit.faces
+    assert detector is not None and plan.faces is not None  # FACE_PROTECTION.applies(plan)
     faces = [f for f in detector.detect(restored) if f.score >= plan.faces["score_threshold"]]
     h, w = out.shape[:2]
     sh, sw = restored.shape[:2]
@@ -386,32 +313,29 @@ def _protect_faces(run: _Run, plan: Plan, out: np.ndarray, restored: np.ndarray)
             if mask[big].any():
                 gentle = resize_rows(restored, w, h, big, small)
                 out[big] = blend_by_mask(out[big], gentle, mask[big])
-    run.add_step(RESTORATION, "face-protection", f"{len(faces)} face(s) kept closer to the scan", params,
-                 model=detector.agent, when=when)
+    run.record(FACE_PROTECTION, when, f"{len(faces)} face(s) kept closer to the scan", params, model=detector.agent)
     return out, faces
 
 
-def _guard(run: _Run, recipe: Recipe, judged_rgb: np.ndarray, restored: np.ndarray, *, judged: str) -> list[str]:
+def _guard(run: StepContext, recipe: Recipe, judged_rgb: np.ndarray, restored: np.ndarray, *, judged: str) -> list[str]:
     """A check against invented detail: shrunk back, what the model made must still look like the scan."""
-    with run.timed("guard"):
-        when = utc_now()
+    with run.step(GUARD) as step:
         result = fidelity_check(judged_rgb, restored, threshold=recipe.guard.ssim_threshold)
-        run.add_step(QUALITY_ASSESSMENT, "fidelity-guard",
-                     f"SSIM {result.ssim:.3f} of {judged} against the restored scan (threshold {result.threshold})"
-                     + ("" if result.passed else f": flagged for review, {result.reason}"),
-                     {**result.to_dict(), "judged": judged}, outcome="success" if result.passed else "warning", when=when)
+        step.record(f"SSIM {result.ssim:.3f} of {judged} against the restored scan (threshold {result.threshold})"
+                    + ("" if result.passed else f": flagged for review, {result.reason}"),
+                    {**result.to_dict(), "judged": judged},
+                    outcome=StepOutcome.SUCCESS if result.passed else StepOutcome.WARNING)
     return [] if result.passed else [f"fidelity guard: {result.reason}"]
 
 
 # --- tagging --------------------------------------------------------------------------------
 
 def _tag(
-    run: _Run, image: DecodedImage, recipe: Recipe, plan: Plan, qa: dict[str, Any],
+    run: StepContext, image: DecodedImage, recipe: Recipe, plan: Plan, qa: dict[str, Any],
     master_rgb: np.ndarray, faces: list, flags: list[str],
 ) -> ScanOutcome:
     job, kit = run.job, run.kit
-    with run.timed("tag"):
-        when = utc_now()
+    with run.step(TAG) as step:
         master_values = cv2.cvtColor(master_rgb, cv2.COLOR_RGB2GRAY) if image.is_gray else master_rgb
         pixels = quantize_in_place(np.ascontiguousarray(master_values, dtype=np.float32), image.bit_depth)  # float gone
         alpha = None
@@ -424,15 +348,14 @@ def _tag(
         # master lie about its colours: it is left out, and the step says why.
         icc_dropped = icc_problem(image.icc, image.is_gray)
         icc = None if icc_dropped else image.icc
-        run.add_step(
-            METADATA_TAGGING, "tag", "master TIFF and access JPEG written with embedded provenance",
+        step.record(
+            "master TIFF and access JPEG written with embedded provenance",
             {"master": {"format": "TIFF", "bit_depth": image.bit_depth,
                         "compression": recipe.output.master_compression},
              "access": {"format": "JPEG", "quality": recipe.output.access_quality,
                         "long_edge": recipe.output.access_long_edge},
              "review_sheet": recipe.output.review_sheet,
              "icc_carried": icc is not None, "icc_dropped": icc_dropped},
-            when=when,
         )
         record = AuditRecord(
             master={"uuid": job.master_uuid, "path": job.master_path, "sha256": ""},
@@ -460,16 +383,13 @@ def _tag(
         if recipe.output.review_sheet and job.review_path:
             review = _review(job, image, pixels, faces)
     return ScanOutcome(
-        derivation_key=job.derivation_key, original_sha256=job.original_sha256, status="mastered",
+        derivation_key=job.derivation_key, original_sha256=job.original_sha256, status=ScanStatus.MASTERED,
         qa=qa, resolved_recipe=resolved, plan_reasons=plan.reasons, flags=flags,
         steps=run.steps, master=master, access=access, review=review, timings=run.timings,
     )
 
 
-def _review(job: ScanJob, image: DecodedImage, master: np.ndarray, faces: list):
-    from tasks.files.atomic import sha256_file
-    from tasks.records.types import WrittenFile
-
+def _review(job: ScanJob, image: DecodedImage, master: np.ndarray, faces: list) -> WrittenFile:
     sheet = review_sheet(image.pixels, master, faces=[f.box for f in faces][:3],
                          title=f"{Path(job.original_path).name} → {Path(job.master_path).name}")
     path = Path(job.review_path)
@@ -485,7 +405,7 @@ def _execution(last: dict[str, Any], earlier: dict[str, Any] | None = None) -> d
     """How a model ran, for the step's parameters: the precision (it changes pixels), the tile and
     overlap actually used (the device may choose them; they change no pixel beyond rounding), and
     how many windows fp16 overflowed in and were run again in fp32, summed over the step's passes."""
-    out = {k: last[k] for k in ("precision", "tile", "tile_overlap", "batch") if k in last}
+    out: dict[str, Any] = {k: last[k] for k in ("precision", "tile", "tile_overlap", "batch") if k in last}
     redone = int(last.get("fp32_redone_windows", 0)) + int((earlier or {}).get("fp32_redone_windows", 0))
     if redone:
         out["fp32_redone_windows"] = redone
@@ -497,51 +417,56 @@ def _describe(name: str, used: dict[str, Any]) -> str:
     return f"{name} at strength {strength}" if strength is not None else name
 
 
-# --- failures ---------------------------------------------------------------------------------
+# --- failures: one way to fail a scan -------------------------------------------------------
 
-def _invalid(run: _Run, reason: str, kind: str = "invalid") -> ScanOutcome:
+def _failed(
+    run: StepContext, kind: FailureKind, reason: str, *, event_uuid: str, definition: StepDef,
+    parameters: dict[str, Any], qa: dict[str, Any] | None, detail: str | None = None,
+    when: str | None = None, file_kind: str | None = None,
+) -> ScanOutcome:
+    """The scan failed: one failure event (the step that failed, its type, why) and the outcome."""
+    step = StepRecord(
+        event_uuid=event_uuid, type=definition.event_type, step=definition.timing, when=when or utc_now(),
+        outcome=StepOutcome.FAILURE, detail=detail or reason, agents=run.agents(),
+        parameters={**parameters, **run.keys()},
+    )
+    return ScanOutcome(
+        derivation_key=run.job.derivation_key, original_sha256=run.job.original_sha256, status=ScanStatus.FAILED,
+        reason=reason, failure_kind=kind, qa=qa, steps=[step], timings=run.timings, kind=file_kind,
+    )
+
+
+def _invalid(run: StepContext, reason: str, kind: str) -> ScanOutcome:
     """The file itself is bad: deterministic, so keyed by content and software, not by run (a file
     over the size limits also by the limits: raising them tries it again)."""
-    job = run.job
-    software_version = run.kit.software.version
+    job, software_version = run.job, run.kit.software.version
     limits = {"max_pixels": job.max_pixels, "max_bytes": job.max_bytes} if kind == TOO_LARGE else None
-    step = StepRecord(
+    return _failed(
+        run, FailureKind.INVALID, reason, definition=DECODE,
         event_uuid=stable_uuid("invalid", job.original_sha256, software_version,
                                *([f"{job.max_pixels}:{job.max_bytes}"] if limits else [])),
-        type=VALIDATION, step="decode", when=utc_now(), outcome="failure", detail=reason,
-        agents=[run.kit.software, run.kit.host],
-        parameters={"software_version": software_version, "recipe_hash": job.recipe_hash,
-                    "derivation_key": job.derivation_key, "kind": kind,
-                    **({"limits": limits} if limits else {})},
-    )
-    return ScanOutcome(
-        derivation_key=job.derivation_key, original_sha256=job.original_sha256, status="failed",
-        reason=reason, failure_kind="invalid", qa={"verdict": "fail", "reasons": [reason], "findings": {}},
-        steps=[step], timings=run.timings,
+        parameters={"software_version": software_version, "kind": kind, **({"limits": limits} if limits else {})},
+        qa={"verdict": str(Verdict.FAIL), "reasons": [reason], "findings": {}}, file_kind=kind,
     )
 
 
-# The event type of a stage's failure: the stages that are not restoration say what they are.
-_STAGE_EVENT_TYPES = {"decode": VALIDATION, "qa": QUALITY_ASSESSMENT, "guard": QUALITY_ASSESSMENT,
-                      "upscale": UPSCALING, "tag": METADATA_TAGGING}
+def _rejected(run: StepContext, qa: _Gate) -> ScanOutcome:
+    """The QA gate failed: the scan does not meet the capture specification (re-scan it)."""
+    capture = qa.capture
+    reason = f"QA gate ({capture.profile if capture else 'capture spec'}): " + "; ".join(
+        r.message for r in (capture.problems if capture else []) if r.verdict == "fail")
+    return _failed(run, FailureKind.REJECTED, reason, definition=QA, when=qa.when,
+                   event_uuid=rejection_uuid(run.job.derivation_key, run.job.capture_profile),
+                   parameters=qa.parameters, qa=qa.parameters)
 
 
-def _error(run: _Run, reason: str) -> ScanOutcome:
-    """Processing failed (maybe transiently): keyed by run, so the next run retries it."""
-    job = run.job
-    # Only this run's failure event is recorded: the steps that did succeed keep their
-    # derivation ids free for the run that masters the scan (their times must match its XMP).
+def _error(run: StepContext, reason: str, file_kind: str | None = None) -> ScanOutcome:
+    """Processing failed (maybe transiently): keyed by run, so the next run retries it.
+
+    Only this run's failure event is recorded: the steps that did succeed keep their derivation
+    ids free for the run that masters the scan (their times must match its XMP)."""
     qa_done = next((s for s in run.steps if s.type == QUALITY_ASSESSMENT), None)
-    step = StepRecord(
-        event_uuid=stable_uuid("error", job.run_uuid, job.derivation_key),
-        type=_STAGE_EVENT_TYPES.get(run.stage, RESTORATION),
-        step=run.stage, when=utc_now(), outcome="failure", detail=reason,
-        agents=[run.kit.software, run.kit.host],
-        parameters={"recipe_hash": job.recipe_hash, "derivation_key": job.derivation_key,
-                    "qa": qa_done.parameters if qa_done else None},
-    )
-    return ScanOutcome(
-        derivation_key=job.derivation_key, original_sha256=job.original_sha256, status="failed",
-        reason=f"{run.stage} failed: {reason}", failure_kind="error",
-        qa=qa_done.parameters if qa_done else None, steps=[step], timings=run.timings,
-    )
+    qa = qa_done.parameters if qa_done else None
+    return _failed(run, FailureKind.ERROR, f"{run.current.timing} failed: {reason}", detail=reason,
+                   definition=run.current, event_uuid=stable_uuid("error", run.job.run_uuid, run.job.derivation_key),
+                   parameters={"qa": qa}, qa=qa, file_kind=file_kind)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal, TypedDict, cast
 
 from config.recipe import Recipe
 from tasks.qa.diagnosis.tone import CAST_DELTA_AB, CAST_SPREAD_RATIO, FADED_CONTRAST, is_toned_print
@@ -37,21 +37,66 @@ FADED, CAST, SCRATCHES, DUST, MOTION_BLUR, DEFOCUS_BLUR, JPEG_BLOCKING = (
 )
 
 
+# Each step's typed parameters: keyword arguments of its function, exactly as recorded in the
+# catalog and the master's XMP (plain dicts there, so a plan's JSON is what it always was).
+class LevelsParams(TypedDict):  # tasks.steps.tone.levels
+    black_clip: float
+    white_clip: float
+    strength: float
+
+
+class ClaheParams(TypedDict):  # tasks.steps.tone.clahe_luminance
+    clip_limit: float
+    strength: float
+
+
+class WhiteBalanceParams(TypedDict):  # tasks.steps.tone.white_balance
+    method: str
+    strength: float
+
+
+class InpaintParams(TypedDict):  # tasks.steps.inpaint.inpaint (the mask comes from QA)
+    method: Literal["telea", "ns"]
+    radius: int
+    dilate: int
+
+
+class DeblurParams(TypedDict):  # tasks.steps.deblur.deblur
+    blur: dict[str, Any]  # the diagnosed blur (QA findings)
+    strength: float
+    noise_sigma: float  # left after denoising
+    max_noise_gain: float
+
+
+class FaceParams(TypedDict):  # face protection in the finish step
+    score_threshold: float
+    ai_share: float  # how much of the model's result is kept inside a face
+
+
+class FinishParams(TypedDict):  # tasks.steps.finish, in the order applied
+    color_transfer: float
+    consistency: float
+    consistency_blur: dict[str, Any] | None  # the scan's blur the consistency step reproduces
+    fidelity_blend: float
+    grain: float
+    sharpen: float
+
+
 @dataclass
 class Plan:
-    levels: dict[str, Any] | None = None  # tone.levels kwargs, when faded
-    clahe: dict[str, Any] | None = None  # tone.clahe_luminance kwargs, when faded and asked for
-    white_balance: dict[str, Any] | None = None  # tone.white_balance kwargs, when a cast was measured
-    inpaint: dict[str, Any] | None = None  # inpaint.inpaint kwargs (the mask comes from QA)
+    levels: LevelsParams | None = None  # when faded
+    clahe: ClaheParams | None = None  # when faded and asked for
+    white_balance: WhiteBalanceParams | None = None  # when a cast was measured
+    inpaint: InpaintParams | None = None  # when dust or scratches were found and masked
     denoise_method: str = "off"  # ffdnet | nlmeans | off
     denoise_sigma: float = 0.0  # 0-255 scale
-    deblur: dict[str, Any] | None = None  # deblur.deblur kwargs (blur findings, strength, noise)
+    deblur: DeblurParams | None = None  # when motion or defocus blur was diagnosed
     upscale_model: str | None = None  # None: the scan is already at or above the target size
     model_passes: int = 0
     target_width: int = 0
     target_height: int = 0
-    faces: dict[str, Any] | None = None  # face protection: detector threshold, AI share inside faces
-    finish: dict[str, Any] = field(default_factory=dict)
+    faces: FaceParams | None = None  # face protection: detector threshold, AI share inside faces
+    finish: FinishParams = field(default_factory=lambda: cast(FinishParams, {}))  # set by plan_scan
     reasons: list[str] = field(default_factory=list)
 
     def resolved(self, recipe: Recipe) -> dict[str, Any]:
@@ -85,10 +130,13 @@ def target_size(width: int, height: int, recipe: Recipe) -> tuple[int, int, floa
     if up.scale is not None:
         factor = up.scale
         return max(1, round(width * factor)), max(1, round(height * factor)), factor
-    factor = up.long_edge / max(width, height)
+    long_edge = up.long_edge
+    if long_edge is None:  # the recipe's validator sets exactly one of the two
+        raise ValueError("the recipe's upscale sets neither 'scale' nor 'long_edge'")
+    factor = long_edge / max(width, height)
     if width >= height:
-        return up.long_edge, max(1, round(height * factor)), factor
-    return max(1, round(width * factor)), up.long_edge, factor
+        return long_edge, max(1, round(height * factor)), factor
+    return max(1, round(width * factor)), long_edge, factor
 
 
 def plan_scan(
@@ -115,8 +163,8 @@ def _plan_finish(
     model_training: str | None,
 ) -> None:
     fin = recipe.finish
-    plan.finish = {"color_transfer": fin.color_transfer, "consistency": 0.0, "consistency_blur": None,
-                   "fidelity_blend": fin.fidelity_blend, "grain": fin.grain, "sharpen": fin.sharpen}
+    plan.finish = FinishParams(color_transfer=fin.color_transfer, consistency=0.0, consistency_blur=None,
+                               fidelity_blend=fin.fidelity_blend, grain=fin.grain, sharpen=fin.sharpen)
     if not plan.model_passes:
         return
     if model_training == "fidelity" and fin.fidelity_model_blend is not None:
@@ -124,9 +172,8 @@ def _plan_finish(
         plan.reasons.append(f"fidelity blend: {fin.fidelity_model_blend} (not {fin.fidelity_blend}): "
                             f"{plan.upscale_model} is trained for fidelity and invents less texture to tame")
     if fin.gan_corrections_only and model_training == "fidelity" and (fin.color_transfer > 0 or fin.consistency > 0):
-        # bench/quality.py with restorium-fidelity-x4v3, all rows: 23.29 dB / SSIM 0.646 with both,
-        # 23.48 / 0.659 without (the blur row alone +1.06 dB: consistency re-blurred what the model
-        # sharpened wherever the scan's blur went undiagnosed).
+        # Consistency re-blurs what the model sharpened wherever the scan's blur went undiagnosed
+        # (bench/quality.py with restorium-fidelity-x4v3: the blur row +1.06 dB without the two).
         plan.finish["color_transfer"] = 0.0
         plan.reasons.append(f"colour transfer and consistency: skipped, {plan.upscale_model} is trained for "
                             "fidelity: it keeps the scan's colours and structure, there is no invented "
@@ -167,13 +214,13 @@ def _plan_tone(plan: Plan, recipe: Recipe, findings: dict[str, Any], problems: f
     if FADED in problems and tone.levels_strength > 0:
         share = fade_severity(contrast)
         strength = round(tone.levels_strength * share, 3)
-        plan.levels = {"black_clip": tone.black_clip, "white_clip": tone.white_clip, "strength": strength}
+        plan.levels = LevelsParams(black_clip=tone.black_clip, white_clip=tone.white_clip, strength=strength)
         plan.reasons.append(f"levels: faded (contrast {contrast:.2f}), stretched at strength {strength}"
                             + ("" if share == 1.0 else f" ({share:.0%} of the preset's {tone.levels_strength}: "
                                                        "a borderline fade)"))
         if tone.clahe_strength > 0:
             clahe = round(tone.clahe_strength * share, 3)
-            plan.clahe = {"clip_limit": tone.clahe_clip_limit, "strength": clahe}
+            plan.clahe = ClaheParams(clip_limit=tone.clahe_clip_limit, strength=clahe)
             plan.reasons.append(f"local contrast: CLAHE on luminance at strength {clahe}")
     cast = findings.get("color_cast") or {}
     if CAST in problems and tone.white_balance_strength > 0 and tone.keep_toned and is_toned_print(cast):
@@ -182,7 +229,7 @@ def _plan_tone(plan: Plan, recipe: Recipe, findings: dict[str, Any], problems: f
     elif CAST in problems and tone.white_balance_strength > 0:
         share = cast_severity(cast)
         strength = round(tone.white_balance_strength * share, 3)
-        plan.white_balance = {"method": tone.white_balance, "strength": strength}
+        plan.white_balance = WhiteBalanceParams(method=tone.white_balance, strength=strength)
         plan.reasons.append(
             f"white balance: colour cast Δab {cast.get('magnitude', 0):.1f}, {tone.white_balance} "
             f"at strength {strength}"
@@ -216,7 +263,7 @@ def _plan_cleanup(
     if not (step.auto and found and has_mask):
         return
     coverage = (findings.get("scratches") or {}).get("coverage", 0.0)
-    plan.inpaint = {"method": step.method, "radius": step.radius, "dilate": step.dilate}
+    plan.inpaint = InpaintParams(method=step.method, radius=step.radius, dilate=step.dilate)
     plan.reasons.append(
         f"cleanup: {' and '.join(sorted(found))} inpainted ({step.method}) inside the detected mask "
         f"({coverage * 100:.2f} % of pixels)"
@@ -266,8 +313,8 @@ def _plan_deblur(plan: Plan, recipe: Recipe, findings: dict[str, Any], problems:
     measured = float(findings.get("noise_sigma", 0.0))
     residual = math.sqrt(max(measured**2 - plan.denoise_sigma**2, 0.0)) if plan.denoise_sigma else measured
     residual = round(max(residual, 0.5), 3)
-    plan.deblur = {"blur": dict(blur), "strength": step.strength, "noise_sigma": residual,
-                   "max_noise_gain": step.max_noise_gain}
+    plan.deblur = DeblurParams(blur=dict(blur), strength=step.strength, noise_sigma=residual,
+                               max_noise_gain=step.max_noise_gain)
     detail = (f"{blur.get('length_px', 0):.0f} px at {blur.get('angle_deg', 0):.0f}°" if found[0] == "motion"
               else f"sigma {blur.get('sigma_px', 0):.1f} px")
     plan.reasons.append(f"deblur: {found[0]} blur ({detail}), Wiener at strength {step.strength}, "
@@ -301,5 +348,5 @@ def _plan_faces(plan: Plan, recipe: Recipe, available: bool) -> None:
     if not available:
         plan.reasons.append(f"faces: protection asked for but {FACE_MODEL} weights are not available")
         return
-    plan.faces = {"score_threshold": faces.score_threshold, "ai_share": faces.ai_share}
+    plan.faces = FaceParams(score_threshold=faces.score_threshold, ai_share=faces.ai_share)
     plan.reasons.append(f"faces: detected faces keep {faces.ai_share:.0%} of the model's detail")

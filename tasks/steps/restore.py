@@ -69,7 +69,7 @@ def resize_rows(values: np.ndarray, width: int, height: int, rows: slice, source
     margin = -(-_MARGIN // q) * q  # whole units, so the crop starts on the grid
     a0, a1 = max(0, source_rows.start - margin), min(h, source_rows.stop + margin)
     clip = interpolation is None
-    if clip:
+    if interpolation is None:
         interpolation = _interpolation(w, h, width, height)
     out = cv2.resize(values[a0:a1], (width, (a1 - a0) * p // q), interpolation=interpolation)
     offset = a0 * p // q

@@ -150,11 +150,9 @@ def white_balance(
     fading out towards black and white (which stay neutral rather than take the opposite tint).
     Gains keep the linear luminance and are clamped to [1/1.6, 1.6].
 
-    Measured on 48 clean photos (McMaster, CBSD68) x 3 strong synthetic casts (gains of 0.7-1.2):
-    the remaining cast (distance of the grey-world a/b to the clean photo's) had a median of 0.40
-    of the cast put in with grey-edge (worse than doing nothing on 17 of 144), 0.85 with
-    grey-world gains (64 worse): many real scenes are not grey on average, so grey-world needs
-    a low strength.
+    grey-edge is the default: on clean photos with strong synthetic casts it left a median 0.40 of
+    the cast, grey-world gains 0.85 (the log is in bench/RESULTS.md): many real scenes are not
+    grey on average, so grey-world needs a low strength.
     """
     src = _check(rgb, strength)
     if method not in ("grey-edge", "grey-world", "gains"):

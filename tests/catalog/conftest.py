@@ -101,7 +101,7 @@ class Records:
 
     def mastered(self, facts: OriginalFacts, run_uuid: str, when: str = "2026-11-21T22:06:00Z") -> ScanOutcome:
         dk = self.derivation(facts)
-        step = lambda kind, name, agents, **p: StepRecord(  # noqa: E731
+        step = lambda kind, name, agents, **p: StepRecord(
             stable_uuid(dk, name), kind, name, when, "success", f"{name} done", agents, self._params(dk, **p))
         steps = [
             step(QUALITY_ASSESSMENT, "qa", [SOFTWARE], verdict="ok", noise_sigma=3.25, findings=["mild noise"]),

@@ -177,8 +177,8 @@ def _write_as_0002(engine, records, facts, outcome: ScanOutcome) -> None:
 
     now = dt.datetime.now(dt.UTC)
     with write_transaction(engine) as conn:
-        one = lambda sql, **p: conn.execute(text(sql), p).scalar_one()  # noqa: E731
-        run = lambda sql, **p: conn.execute(text(sql), p)  # noqa: E731
+        one = lambda sql, **p: conn.execute(text(sql), p).scalar_one()
+        run = lambda sql, **p: conn.execute(text(sql), p)
         run("INSERT INTO runs (uuid, started_at, status, scans_dir, recipe_name, recipe_hash, recipe, settings, "
             "software_version, host) VALUES ('run-0002', :t, 'finished', '/s', 'archival', :h, '{}', '{}', '0.1.0', 'h')",
             t=now, h=records.RECIPE_HASH)

@@ -39,6 +39,30 @@ def test_broken_archive_stops_after_the_first_shard(tmp_path, shared_data, share
         assert catalog.run_summary(summary["run_uuid"])["status"] == "stopped"
 
 
+def test_one_failing_scan_of_a_small_run_is_a_failed_scan_not_a_stop(tmp_path, shared_data, shared_models):
+    """A nightly --only-new run finds one new scan, and it fails: exit 1 (a bad scan), not 3."""
+    scans = _scans(tmp_path / "scans", shared_data, 1)
+    home = tmp_path / "archive"
+    home.mkdir()
+    (home / "masters").write_text("not a folder")  # this scan's master cannot be written
+    summary = restore_batch(str(scans), only_new=True,
+                            settings={"home": str(home), "models_dir": str(shared_models)})
+    assert summary["stopped"] is None
+    assert summary["counts"]["failed"] == 1 and summary["scans"][0]["outcome"] == "failed"
+
+
+def test_the_budget_is_judged_over_enough_scans_however_small_the_shards(tmp_path, shared_data, shared_models):
+    scans = _scans(tmp_path / "scans", shared_data, 6)
+    home = tmp_path / "archive"
+    home.mkdir()
+    (home / "masters").write_text("not a folder")
+    with pytest.raises(RunStopped) as stopped:
+        restore_batch(str(scans), settings={"home": str(home), "models_dir": str(shared_models), "shard_size": 1,
+                                            "failure_budget_sample": 3})
+    assert "3 of 3 scans in the first 3 shards failed" in str(stopped.value)
+    assert len(stopped.value.summary["scans"]) == 3  # the fourth shard was never started
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root (CI runs as root)")
 def test_full_disk_is_a_clean_stop(tmp_path, shared_data, shared_models):
     scans = _scans(tmp_path / "scans", shared_data, 6)

@@ -97,7 +97,7 @@ def test_unshuffling_networks_keep_their_grid() -> None:
     torch.manual_seed(0)
     ffd = FFDNet(3, 3, nc=16, nb=5).eval()
     x = smooth_image(75, 121, seed=2)
-    run = lambda t: ffd(t, 25 / 255)  # noqa: E731
+    run = lambda t: ffd(t, 25 / 255)
     untiled = tiled_forward(run, x, scale=1, tile=0, overlap=0, context=11, multiple=2)
     tiled = tiled_forward(run, x, scale=1, tile=32, overlap=6, context=11, multiple=2)
     assert (tiled - untiled).abs().max().item() < TOL

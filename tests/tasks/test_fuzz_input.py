@@ -16,10 +16,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
-import fuzz_input  # noqa: E402
-import hostile_corpus  # noqa: E402
+import fuzz_input
+import hostile_corpus
 
-from tasks.files.limits import Limits  # noqa: E402
+from tasks.files.limits import Limits
 
 pytestmark = pytest.mark.slow
 

@@ -272,3 +272,46 @@ def test_a_failure_in_the_guard_is_a_quality_assessment_event(tmp_path, shared_d
     outcome = process_scan(_job(original, tmp_path), kit)
     assert outcome.status == "failed" and "guard failed: RuntimeError: guard broke" in outcome.reason
     assert [(s.step, s.type, s.outcome) for s in outcome.steps] == [("guard", QUALITY_ASSESSMENT, "failure")]
+
+
+def test_a_full_disk_is_told_by_errno_not_by_the_message(tmp_path, shared_data, kit, monkeypatch):
+    import errno
+
+    import tasks.steps.pipeline as pipeline
+    from tasks.records.failures import DISK_FULL, is_disk_full
+
+    def full(*args, **kwargs):
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as exc:  # a writer wrapping the OSError in its own error still counts
+            raise RuntimeError("could not write the master") from exc
+
+    monkeypatch.setattr(pipeline, "write_master", full)
+    original = tmp_path / "scan.png"
+    Image.fromarray(_crop(shared_data, "sr_gt/McMaster/1.tif", (0, 0, 64, 48))).save(original)
+    outcome = process_scan(_job(original, tmp_path), kit)
+    assert (outcome.status, outcome.failure_kind, outcome.kind) == ("failed", "error", DISK_FULL)
+    # A message that merely reads like one (no errno) is not a full disk; EDQUOT (quota) is.
+    assert not is_disk_full(OSError("[Errno 28] No space left on device"))
+    assert is_disk_full(OSError(errno.EDQUOT, "Disk quota exceeded"))
+
+
+def test_every_step_recorded_is_declared_once_with_its_event_type(tmp_path, shared_data, kit):
+    """The step contract: what the master's history says matches the declarations, and the run
+    report's stages are the declared steps' timings."""
+    from tasks.reports.run_report import _STAGES
+    from tasks.steps.context import DECODE
+    from tasks.steps.pipeline import STEPS
+
+    declared = {d.name: d for d in (DECODE, *STEPS)}
+    assert len(declared) == len(STEPS) + 1  # no name declared twice
+    original = tmp_path / "faded.png"
+    rgb = _crop(shared_data, "old_photos/old/a.png", (100, 100, 196, 172))[:, :, :3]
+    Image.fromarray((rgb * 0.5 + 90).astype(np.uint8)).save(original)  # faded: tone steps apply
+    outcome = process_scan(_job(original, tmp_path), kit)
+    assert outcome.status == "mastered", outcome.reason
+    assert {"levels", "upscale", "finish", "fidelity-guard", "tag"} <= {s.step for s in outcome.steps}
+    for step in outcome.steps:
+        assert step.type == declared[step.step].event_type, step.step
+    assert set(outcome.timings) - {"model"} <= {d.timing for d in declared.values()}
+    assert list(_STAGES) == list(dict.fromkeys(d.timing for d in declared.values()))

@@ -36,7 +36,7 @@ def record() -> ItemRecord:
         _file("f-access", "access", "JPEG", source_uuid="f-orig", derivation_key="k" * 64, recipe_name="archival",
               recipe_hash="5" * 64, run_uuid="run-1", derivation_events=["e-up", "e-tag"]),
     ]
-    event = lambda uuid, type_, step, agents, files, outcome="success", **params: EventFacts(  # noqa: E731
+    event = lambda uuid, type_, step, agents, files, outcome="success", **params: EventFacts(
         uuid, type_, step, "2026-11-21T22:06:00Z", outcome, f"{step} done", params, agents, files)
     events = [
         event("e-ing", "ingestion", "ingest", ["ag-sw", "ag-host"], [("f-orig", "output")], path="/scans/x.tif"),
@@ -122,7 +122,7 @@ def test_agents_carry_their_kind_version_and_details() -> None:
     doc = premis.to_premis(record())
     agents = {a.findtext("p:agentIdentifier/p:agentIdentifierValue", namespaces=NS): a
               for a in doc.findall("p:agent", NS)}
-    notes = lambda a: [n.text for n in a.findall("p:agentNote", NS)]  # noqa: E731
+    notes = lambda a: [n.text for n in a.findall("p:agentNote", NS)]
     assert agents["ag-model"].findtext("p:agentType", namespaces=NS) == "software"
     assert "licence: BSD-3-Clause" in notes(agents["ag-model"])
     assert f"weights sha256: {'d' * 64}" in notes(agents["ag-model"])

@@ -4,9 +4,9 @@ Blockiness B = (mean |step| between neighbouring pixels across the 8-px grid lin
 over the other seven grid phases of the same) - 1, per axis, at the grid phase with the largest
 steps (so a crop that shifted the grid still counts), and the smaller of the two axes (real
 blocking shows in both). 0 = no grid; 0.5 = steps across block boundaries half as large again as
-elsewhere. Measured on full-resolution luminance (resampling would smear the grid): clean
-../shared/data photos 0.01-0.14 (95th percentile 0.08); JPEG quality 40 ≥ 0.08 (5th percentile
-0.20), quality 10 ≥ 0.49.
+elsewhere. Measured on full-resolution luminance (resampling would smear the grid): the clean
+photos of bench/diagnosis.py 0.01-0.14 (95th percentile 0.08); JPEG quality 40 ≥ 0.08 (5th
+percentile 0.20), quality 10 ≥ 0.49.
 """
 
 from __future__ import annotations

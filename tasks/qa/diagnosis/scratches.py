@@ -10,7 +10,7 @@ with a tenth of the short side in pieces is then traced on the ridge points them
 within 1 px of it, running its way, gaps up to a tenth of the short side), which recovers the
 bits of a scratch that texture broke or thickened, and re-fitted to them; a line that passes the
 tests below is traced again until it stops growing (a fit to part of a scratch misses its far end
-by a pixel: bench/diagnosis.py mask recall 0.806 -> 0.822, precision 0.805 -> 0.803).
+by a pixel; bench/diagnosis.py: mask recall 0.806 -> 0.822).
 
 A scratch is a mark on the print, not a thing in the scene, and the tests say so:
   - long for the image: ridge points along at least a quarter of the image's extent in the
@@ -27,13 +27,10 @@ A scratch is a mark on the print, not a thing in the scene, and the tests say so
     rail, a facade's edge, a horizon or a pipe's highlight belongs to an object whose other
     edges run with it.
 Calibration: bench/diagnosis.py's even-indexed photos (clean, noisy, scratched), plus 37 more
-clean images that are not in the benchmark (scikit-image's photographs, ../shared/data/edge_cases
-and RNI15) as further negatives. Traced lines and the span-relative length alone: 2 of 46 clean
-photos and 6 of the 37 further images got a "scratch"; the edge test alone takes that to 0 and 3,
-all four tests to 0 and 1 (a facade's highlight), with detection unchanged at 95.7 % (without
-tracing it is 84.8 %, mask recall 0.70 instead of 0.84). The length threshold lies between the
-longest line the tests let through on the calibration half's clean and noisy photos (0.23 of the
-span) and the shortest scratch found there (0.26).
+clean images outside the benchmark as further negatives: the four tests take the false scratches
+there from 6 of the 37 to 1 with detection unchanged (the log is in bench/RESULTS.md).
+The length threshold lies between the longest line the tests let through on the calibration
+half's clean and noisy photos (0.23 of the span) and the shortest scratch found there (0.26).
 Short scratches (under a quarter of the span) and dark lines are not reported.
 
 Dust. Black/white top-hat residues (7x7) above a contrast of 0.25 that are small (≤ 30 px,
@@ -45,9 +42,8 @@ Opaque specks. On a scan with a scratch line (a damaged print) dark specks are l
 lower isolation bar (4x instead of 20x): black-hat specks whose darkest pixel is near black
 (< 0.12), colourless there (CIELab chroma < 6: the scene's dark details carry its hues) and
 darker by 0.1 than everything within 3 px of them (stained glass's lead joints and the ends of
-dark lines sit in darkness; dust sits on the scene). On the 56 held-out CBSD68 photos (never scored) this rule keeps 1.4 false
-specks per clean image at full size, 0.1 at bench thumbnails, and finds about half the specks
-strewn there.
+dark lines sit in darkness; dust sits on the scene). On the 56 held-out CBSD68 photos it finds
+about half the specks strewn there (false specks: bench/RESULTS.md).
 
 The mask (bool, full resolution) covers the scratch lines, drawn over their whole extent so an
 inpainter also closes the gaps, at the width the line's median profile measures (offsets where
@@ -60,6 +56,8 @@ cleanup brings the demo scans 6.9 dB closer to their unmarked selves on average 
 """
 
 from __future__ import annotations
+
+from typing import cast
 
 import cv2
 import numpy as np
@@ -403,7 +401,8 @@ def _isolated_specks(gray: np.ndarray, op: int, contrast: float, isolation: floa
     cy = np.clip(np.rint(centroids[idx, 1]).astype(int), 0, gray.shape[0] - 1)
     around = (total_sum[cy, cx] - own_sum[cy, cx]) / np.maximum(win * win - own_n[cy, cx], 1)
     peak = np.zeros(n, np.float32)
-    np.maximum.at(peak, labels.ravel(), residue.ravel())
+    # int32 labels: OpenCV's stubs type every array it returns as integer-or-float
+    np.maximum.at(peak, cast("np.ndarray", labels).ravel(), residue.ravel())
     return labels, idx[peak[idx] > isolation * np.maximum(around, 1e-3)]
 
 

@@ -81,16 +81,16 @@ def skew_angle(gray: np.ndarray) -> float:
     if not lines_:
         return 0.0
     dev = np.array([f[0] for f in lines_])
-    run = np.array([f[1] for f in lines_])
+    runs = np.array([f[1] for f in lines_])
     vert = np.array([f[2] for f in lines_])
-    support = np.array([run[np.abs(dev - d) <= 0.3].sum() for d in dev])
+    support = np.array([runs[np.abs(dev - d) <= 0.3].sum() for d in dev])
     best = int(np.argmax(support))
     cluster = np.abs(dev - dev[best]) <= 0.3
     both = bool(vert[cluster].any() and (~vert[cluster]).any())
     if not ((both and support[best] >= 0.8 * short) or support[best] >= 2.5 * short):
         return 0.0
     order = np.argsort(dev[cluster])
-    cum = np.cumsum(run[cluster][order])
+    cum = np.cumsum(runs[cluster][order])
     return float(dev[cluster][order][np.searchsorted(cum, cum[-1] / 2)])
 
 

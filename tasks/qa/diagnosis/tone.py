@@ -34,11 +34,9 @@ CAST_DELTA_AB = 5.0  # Δab of the grey-world mean (a 0.04 cast on a grey print:
 # Deviation over chroma spread: clean photos p97.5 3.21 (max 3.66), 0.04 cast on a monochrome
 # print p2.5 3.65: midway 3.4. A cast on a colourful photo mostly stays under it.
 CAST_SPREAD_RATIO = 3.4
-# Chroma residual: grey photos of ../shared/data toned sepia 0.40-0.62; the real toned prints in
-# old_photos/old_w_scratch 0.89-2.26 (one hand-tinted portrait 3.74); an autochrome with a green
-# cast 3.93; the 91 colour photographs of sr_gt 1.75-42 (under 3.0 only two nearly monochrome
-# scenes, a snake on sand and a plane in a grey sky: leaving their colour alone is the safe side).
-# Below this: a toned print.
+# Chroma residual: toned prints, synthetic and real, read 0.40-2.26; of bench/diagnosis.py's 91
+# colour photographs only two nearly monochrome scenes fall under 3.0 (leaving their colour alone
+# is the safe side; the log is in bench/RESULTS.md). Below this: a toned print.
 TONED_RESIDUAL = 3.0
 _L_BINS = 16
 _CLIP_FULL_PIXELS = 8_000_000
