@@ -64,6 +64,17 @@ def items_named(conn: Connection, ref: str) -> list[tuple[str, str]]:
         select(Item.uuid, Item.identifier).where(Item.identifier == ref).order_by(Item.id))]
 
 
+def run_items(conn: Connection, run_ref: str) -> list[str] | None:
+    """The items a run touched (ingested, mastered or failed), oldest first; None when no run, or
+    more than one, has this uuid or uuid prefix."""
+    runs = conn.execute(select(Run.id).where(Run.uuid.startswith(run_ref, autoescape=True)).limit(2)).all()
+    if len(runs) != 1:
+        return None
+    query = (select(Item.uuid).join(Event, Event.item_id == Item.id).where(Event.run_id == runs[0].id)
+             .group_by(Item.id, Item.uuid).order_by(Item.id))
+    return [row.uuid for row in conn.execute(query)]
+
+
 def file_ref(conn: Connection, *, path: str | None = None, sha256: str | None = None,
              roles: Sequence[str] = ("master", "access", "review", "original")) -> FileRef | None:
     """A catalogued file by content (sha256) or else by path; the one at `path` wins a tie."""

@@ -348,6 +348,10 @@ class Catalog:
         with self.engine.connect() as conn:
             return items.items_named(conn, ref)
 
+    def run_items(self, run_ref: str) -> list[str] | None:
+        with self.engine.connect() as conn:
+            return items.run_items(conn, run_ref)
+
     def file_ref(self, *, path: str | None = None, sha256: str | None = None,
                  roles: Sequence[str] = ("master", "access", "review", "original")) -> items.FileRef | None:
         with self.engine.connect() as conn:

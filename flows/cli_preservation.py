@@ -17,13 +17,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.table import Table
 
 from flows.console import err, escape, fail, out, settings_or_fail
 from tasks.records.results import ExitCode
+
+if TYPE_CHECKING:
+    from catalog.repository import Catalog
 
 Home = Annotated[Optional[Path], typer.Option(help="Archive root (RESTORIUM_HOME).")]
 CatalogUrl = Annotated[Optional[str], typer.Option(help="Catalog URL (RESTORIUM_CATALOG_URL).")]
@@ -284,6 +287,36 @@ def find(
 export_app = typer.Typer(help="Packages for hand-over.", no_args_is_help=True)
 
 
+def resolve_items(catalog: Catalog, refs: list[str], *, run: str | None = None) -> list[str]:
+    """The item uuids named by refs (a uuid, an identifier, or a master/access/original file), and
+    the items of `run` (a run uuid or its first characters); exit 2 naming a ref that names none."""
+    from tasks.files.atomic import sha256_file
+
+    uuids: list[str] = []
+    if run:
+        found_run = catalog.run_items(run)
+        if found_run is None:
+            fail(f"--run {run}: no such run in the catalog (or the prefix names several)")
+        uuids += found_run
+    for ref in refs:
+        path = Path(ref)
+        if path.is_file():
+            found = catalog.file_ref(path=str(path.resolve()), sha256=sha256_file(path))
+            if found is None:
+                fail(f"{ref}: a file the catalog does not know")
+            named = [(found.item_uuid, found.item_identifier)]
+        else:
+            named = catalog.items_named(ref)
+        if not named:
+            fail(f"{ref}: no item with this uuid or identifier, and no such file")
+        if len(named) > 1:
+            fail(f"{ref}: {len(named)} items have this identifier ({', '.join(u for u, _ in named)}); "
+                 "name them by uuid")
+        if named[0][0] not in uuids:
+            uuids.append(named[0][0])
+    return uuids
+
+
 @export_app.command("bag")
 def export_bag(
     items: Annotated[list[str], typer.Argument(help="Items (uuid, identifier or a master/access file), then DEST.")],
@@ -292,7 +325,6 @@ def export_bag(
     """Write a BagIt bag (sha256 + sha512 manifests) of the items' originals, masters, access
     copies, review sheets, PREMIS XML and JSON provenance; DEST must be new or empty."""
     from catalog.repository import Catalog
-    from tasks.files.atomic import sha256_file
     from tasks.preservation.bag import BagError, BagItem, make_bag
 
     if len(items) < 2:
@@ -300,23 +332,7 @@ def export_bag(
     *refs, dest = items
     cfg = settings_or_fail(home=home, catalog_url=catalog_url)
     with Catalog.open(cfg.resolved_catalog_url) as catalog:
-        uuids: list[str] = []
-        for ref in refs:
-            path = Path(ref)
-            if path.is_file():
-                found = catalog.file_ref(path=str(path.resolve()), sha256=sha256_file(path))
-                if found is None:
-                    fail(f"{ref}: a file the catalog does not know")
-                named = [(found.item_uuid, found.item_identifier)]
-            else:
-                named = catalog.items_named(ref)
-            if not named:
-                fail(f"{ref}: no item with this uuid or identifier, and no such file")
-            if len(named) > 1:
-                fail(f"{ref}: {len(named)} items have this identifier ({', '.join(u for u, _ in named)}); "
-                     "name them by uuid")
-            if named[0][0] not in uuids:
-                uuids.append(named[0][0])
+        uuids = resolve_items(catalog, refs)
         bag_items = []
         for item_uuid in uuids:
             record = catalog.item_record(item_uuid)

@@ -67,6 +67,9 @@ class ItemRecord:
     files: list[FileFacts]
     events: list[EventFacts]  # in time order
     agents: list[AgentFacts]
+    # The cataloguer's description (tasks.records.item_metadata.ItemMetadata.to_dict()): from the
+    # item spreadsheet of `run --metadata`; None when no sheet named the item.
+    metadata: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
