@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Integer, and_, any_, bindparam, exists, select
+from sqlalchemy import Connection, Integer, and_, any_, bindparam, exists, func, select
 from sqlalchemy.dialects import postgresql
 
 from catalog.events import StepWrite, load_steps, record_steps
@@ -62,6 +62,28 @@ def items_named(conn: Connection, ref: str) -> list[tuple[str, str]]:
         pass
     return [tuple(r) for r in conn.execute(
         select(Item.uuid, Item.identifier).where(Item.identifier == ref).order_by(Item.id))]
+
+
+def list_items(conn: Connection, limit: int | None = None) -> list[dict[str, Any]]:
+    """Every item, newest first: identifier, title, scans (originals), masters, and the decisions
+    (approvals, rejections) on its files."""
+    from tasks.records.types import APPROVAL, REJECTION
+
+    def count(role: str) -> Any:
+        return (select(func.count(File.id)).where(File.item_id == Item.id, File.role == role)
+                .correlate(Item).scalar_subquery())
+
+    def decided(kind: str) -> Any:
+        return (select(func.count(Event.id)).where(Event.item_id == Item.id, Event.type == kind)
+                .correlate(Item).scalar_subquery())
+
+    query = (select(Item.uuid, Item.identifier, Item.title, Item.created_at, count("original").label("scans"),
+                    count("master").label("masters"), decided(APPROVAL).label("approvals"),
+                    decided(REJECTION).label("rejections"))
+             .order_by(Item.id.desc()).limit(limit))
+    return [{"uuid": r.uuid, "identifier": r.identifier, "title": r.title, "created_at": _iso(r.created_at),
+             "scans": r.scans, "masters": r.masters, "approvals": r.approvals, "rejections": r.rejections}
+            for r in conn.execute(query)]
 
 
 def run_items(conn: Connection, run_ref: str) -> list[str] | None:
@@ -153,7 +175,8 @@ def item_record(conn: Connection, item_uuid: str) -> ItemRecord | None:
         for a in sorted(agent_rows.values(), key=lambda a: a.id)
     ]
     return ItemRecord(uuid=item.uuid, identifier=item.identifier, title=item.title,
-                      created_at=_iso(item.created_at), files=facts_files, events=events, agents=agents)
+                      created_at=_iso(item.created_at), files=facts_files, events=events, agents=agents,
+                      metadata=item.description)
 
 
 def _event_order(event_rows: Sequence[Any]) -> Any:

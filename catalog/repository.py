@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -172,10 +172,15 @@ class Catalog:
     # Ingest
 
     def record_ingest(self, run_uuid: str | None,
-                      entries: Sequence[tuple[OriginalFacts, str, list[StepRecord]]]) -> dict[str, IngestedOriginal]:
+                      entries: Sequence[tuple[OriginalFacts, str, list[StepRecord]]],
+                      descriptions: Mapping[str, dict[str, Any]] | None = None) -> dict[str, IngestedOriginal]:
         """Catalog each new original (Item + File + its ingestion and digest events) in one
         transaction; content already catalogued (by sha256) inserts nothing. The first entry
-        of a sha256 wins. Returns every entry's original by sha256."""
+        of a sha256 wins. Returns every entry's original by sha256.
+
+        descriptions: sha256 → the item spreadsheet's row (ItemMetadata.to_dict()). The sheet is the
+        cataloguer's latest word: it sets the item's description, title and (when it gives one)
+        identifier, on new items and on items catalogued before."""
         first: dict[str, tuple[OriginalFacts, str, list[StepRecord]]] = {}
         for facts, identifier, steps in entries:
             first.setdefault(facts.sha256, (facts, identifier, steps))
@@ -203,6 +208,9 @@ class Catalog:
                     for step in steps
                 )
             record_steps(conn, writes)
+            for sha, description in (descriptions or {}).items():
+                if sha in first:
+                    _describe_item(conn, sha, description)
             return _originals(conn, list(first), new)
 
     def known_originals(self, sha256s: Sequence[str]) -> set[str]:
@@ -348,6 +356,10 @@ class Catalog:
         with self.engine.connect() as conn:
             return items.items_named(conn, ref)
 
+    def list_items(self, limit: int | None = None) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return items.list_items(conn, limit)
+
     def run_items(self, run_ref: str) -> list[str] | None:
         with self.engine.connect() as conn:
             return items.run_items(conn, run_ref)
@@ -436,6 +448,13 @@ def _original_rows(conn: Connection, sha256s: list[str]) -> dict[str, tuple[int,
     return found
 
 
+def _describe_item(conn: Connection, sha256: str, description: dict[str, Any]) -> None:
+    values: dict[str, Any] = {"description": description, "title": description.get("title")}
+    if description.get("identifier"):
+        values["identifier"] = description["identifier"]
+    conn.execute(update(Item).where(Item.uuid == item_uuid(sha256)).values(**values))
+
+
 def _insert_original(conn: Connection, facts: OriginalFacts, identifier: str) -> tuple[int, int] | None:
     """Insert the Item and original File of new content → (item id, file id), or None when a
     concurrent writer inserted the File first."""
@@ -464,7 +483,7 @@ def _insert_derived(conn: Connection, written: WrittenFile, outcome: ScanOutcome
         "uuid": written.uuid, "key": key, "item_id": item_id, "role": written.role, "path": written.path,
         "sha256": written.sha256, "size": written.size, "format": written.format, "width": written.width,
         "height": written.height, "channels": written.channels, "bit_depth": written.bit_depth,
-        "has_icc": written.has_icc, "ppi": None, "orientation": None, "run_id": run_id,
+        "has_icc": written.has_icc, "ppi": written.ppi, "orientation": None, "run_id": run_id,
         "source_file_id": original_id, "derivation_key": outcome.derivation_key,
         "recipe_name": outcome.resolved_recipe["name"],
         "recipe_hash": outcome.steps[0].parameters["recipe_hash"],

@@ -100,6 +100,8 @@ class Item(Base):
     identifier: Mapped[str] = mapped_column(String(512))  # the scan's file stem; not unique
     title: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The item spreadsheet's row (tasks.records.item_metadata.ItemMetadata.to_dict()); NULL: none.
+    description: Mapped[dict[str, Any] | None]
 
 
 class Run(Base):

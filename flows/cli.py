@@ -87,6 +87,10 @@ def run(
     only_new: Annotated[bool, typer.Option(
         "--only-new", help="Master only scans without any master yet; keep masters made by another recipe, "
         "weights or version as they are.")] = False,
+    metadata: Annotated[Optional[Path], typer.Option(
+        help="Item spreadsheet (CSV, one row per scan: file, identifier, title, date, creator, rights, "
+        "width, height, unit mm/cm/in, dc.*): stored on the items, written into the masters; a physical "
+        "size gives the effective ppi the capture profile judges.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")] = False,
 ) -> None:
     """Ingest, check, restore, upscale and tag every scan in SCANS_DIR."""
@@ -97,7 +101,7 @@ def run(
     # Ray prints what its raylets report (a worker that died, a task retried) on the driver's
     # stdout; with --json, stdout must carry the summary alone, so everything else goes to stderr.
     with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
-        summary = _run_flow(scans_dir, recipe, scale, long_edge, only_new=only_new, home=home,
+        summary = _run_flow(scans_dir, recipe, scale, long_edge, only_new=only_new, metadata=metadata, home=home,
                             models_dir=models_dir, catalog_url=catalog_url, workers=workers,
                             precision=precision, capture_profile=profile)
     if as_json:
@@ -114,12 +118,13 @@ def _exit_for(summary: dict) -> None:
     raise typer.Exit(code)
 
 
-def _run_flow(scans_dir: Path, recipe: str, scale, long_edge, *, only_new: bool = False, **overrides: Any) -> dict:
+def _run_flow(scans_dir: Path, recipe: str, scale, long_edge, *, only_new: bool = False,
+              metadata: Path | None = None, **overrides: Any) -> dict:
     from flows.run_plan import RunPlanError, plan_run
 
     cfg = settings_or_fail(**overrides)
-    try:  # recipe, capture profile and weights settled once, before Prefect and Ray start
-        plan = plan_run(cfg, recipe, scale=scale, long_edge=long_edge)
+    try:  # recipe, capture profile, weights and item sheet settled once, before Prefect and Ray start
+        plan = plan_run(cfg, recipe, scale=scale, long_edge=long_edge, metadata=metadata)
     except RunPlanError as exc:
         fail(str(exc))
     from flows.progress import set_reporter
@@ -130,8 +135,8 @@ def _run_flow(scans_dir: Path, recipe: str, scale, long_edge, *, only_new: bool 
     err.print(f"[dim]starting Prefect and Ray (home {escape(str(cfg.home))})…[/]")
     try:
         return restore_batch(str(scans_dir), plan=plan, only_new=only_new)
-    except ArchiveBusy as busy:
-        fail(str(busy))
+    except (ArchiveBusy, RunPlanError) as refused:  # another run holds the archive; a sheet row names no scan
+        fail(str(refused))
     except RunStopped as stopped:  # on purpose (failure budget, full disk): say how far it got, and why
         stopped.summary["stopped"] = str(stopped)
         return stopped.summary

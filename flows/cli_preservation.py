@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 from rich.table import Table
 
+from flows import cli_ocfl
 from flows.console import err, escape, fail, out, settings_or_fail
 from tasks.records.results import ExitCode
 
@@ -282,6 +283,27 @@ def find(
     out.print(table)
 
 
+def items(
+    limit: Annotated[Optional[int], typer.Option(help="At most this many (newest first).")] = None,
+    as_json: AsJson = False, home: Home = None, catalog_url: CatalogUrl = None,
+) -> None:
+    """The catalogued items: identifier, title, scans, masters, decisions."""
+    from catalog.repository import Catalog
+
+    cfg = settings_or_fail(home=home, catalog_url=catalog_url)
+    with Catalog.open(cfg.resolved_catalog_url) as catalog:
+        rows = catalog.list_items(limit)
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table("identifier", "title", "scans", "masters", "decisions", "uuid", title=f"{len(rows)} item(s)")
+    for r in rows:
+        decisions = ", ".join(f"{n} {k}" for k, n in (("approved", r["approvals"]), ("rejected", r["rejections"])) if n)
+        table.add_row(escape(r["identifier"]), escape(r["title"] or ""), str(r["scans"]), str(r["masters"]),
+                      decisions or "-", r["uuid"])
+    out.print(table)
+
+
 # --- export bag --------------------------------------------------------------------------------------
 
 export_app = typer.Typer(help="Packages for hand-over.", no_args_is_help=True)
@@ -361,4 +383,6 @@ def register(app: typer.Typer) -> None:
     app.command()(fixity)
     app.command()(reproduce)
     app.command()(find)
+    app.command()(items)
+    cli_ocfl.register(export_app)  # export ocfl
     app.add_typer(export_app, name="export")

@@ -21,6 +21,9 @@ def register(app: typer.Typer, fail, settings) -> None:
         only_new: Annotated[bool, typer.Option(
             "--only-new/--remaster", help="Master only scans without a master (default), or also re-master "
             "scans whose master an older recipe, weights or version made.")] = True,
+        metadata: Annotated[Optional[Path], typer.Option(
+            help="Item spreadsheet (CSV: file, identifier, title, date, creator, rights, width, height, unit, "
+            "dc.*), re-read by every run.")] = None,
     ) -> None:
         """Register a Prefect deployment and run it on schedule until stopped (needs PREFECT_API_URL).
 
@@ -31,8 +34,16 @@ def register(app: typer.Typer, fail, settings) -> None:
         if not scans_dir.is_dir():
             fail(f"{scans_dir}: not a folder")
         cfg = settings(home=home, catalog_url=catalog_url)
+        if metadata is not None:
+            from flows.run_plan import RunPlanError, plan_run
+
+            try:  # a malformed sheet is refused now, not at 01:00
+                plan_run(cfg, recipe, metadata=metadata)
+            except RunPlanError as exc:
+                fail(str(exc))
         try:
             serve_batch(str(scans_dir.resolve()), recipe=recipe, cron=cron, watch_minutes=watch, name=name,
-                        settings=cfg.model_dump(mode="json", exclude_unset=True), only_new=only_new)
+                        settings=cfg.model_dump(mode="json", exclude_unset=True), only_new=only_new,
+                        metadata=str(metadata.resolve()) if metadata else None)
         except ScheduleError as exc:
             fail(str(exc))

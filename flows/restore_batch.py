@@ -30,7 +30,7 @@ from config.settings import Settings
 from config.version import software_version
 from flows import workers
 from flows.progress import reporter
-from flows.run_plan import JobOriginal, RunPlan, plan_run
+from flows.run_plan import JobOriginal, RunPlan, check_sheet, plan_run
 from flows.summary import RunSummary, ScanEntry
 from models.agents import software_agent
 from tasks.files.atomic import atomic_write
@@ -39,6 +39,7 @@ from tasks.files.limits import Limits
 from tasks.qa.assessment import thresholds as qa_thresholds
 from tasks.qa.diagnosis.phash import NEAR_DUPLICATE_BITS, phash_distance
 from tasks.records.failures import DISK_FULL
+from tasks.records.item_metadata import ItemMetadata
 from tasks.records.keys import derivation_key
 from tasks.records.results import FailureKind, ScanStatus, Verdict
 from tasks.records.types import OriginalFacts, ScanJob, ScanOutcome
@@ -79,13 +80,13 @@ class RunStopped(RuntimeError):
 def restore_batch(
     scans_dir: str, recipe: str | Recipe = "archival", scale: float | None = None, long_edge: int | None = None,
     settings: dict[str, Any] | None = None, only_new: bool = False, staged: bool = False,
-    plan: RunPlan | None = None,
+    plan: RunPlan | None = None, metadata: str | None = None,
 ) -> dict[str, Any]:
     """Master every scan under scans_dir; returns the run summary (flows.summary.RunSummary).
 
     plan: what the run applies, settled by the caller (the CLI builds it once, so a bad recipe
     stops before Prefect starts); without it, the flow builds it from recipe, scale, long_edge and
-    settings (a schedule's deployment passes those).
+    settings (a schedule's deployment passes those), and metadata: the item spreadsheet's path.
 
     staged: scans_dir is a folder restorium made of links to catalogued originals (reprocessing),
     whose file links lead out of it by design; a user's folder never is.
@@ -93,11 +94,13 @@ def restore_batch(
     only_new: leave a scan that already has a master in this archive (from any recipe, weights or
     software version) as it is, instead of mastering it again under the current ones.
     """
-    plan = plan or plan_run(Settings(**(settings or {})), recipe, scale=scale, long_edge=long_edge)
+    plan = plan or plan_run(Settings(**(settings or {})), recipe, scale=scale, long_edge=long_edge,
+                            metadata=metadata)
     for note in plan.models.notes:
         reporter().note(note)
     root = Path(scans_dir).expanduser().resolve()
     found = discover_all(root, file_links_out=staged)
+    check_sheet(plan, found.scans, root)
     with archive_lock(plan.settings.home):
         swept = sweep_partials(plan.settings.home)
         if swept:
@@ -286,14 +289,21 @@ class _Batch:
         facts = [f for _, f in read]
         if {f.sha256 for f in facts} - self.catalog.known_originals([f.sha256 for f in facts]):
             self.record_run()
+        described = {f.sha256: item for p, f in read if (item := self._item(p))}
         originals = self.catalog.record_ingest(
             self.run_uuid if self.recorded else None,
-            [(f, identifier_for(Path(f.path)), ingest_steps(f, [self.software])) for f in facts],
+            [(f, (described[f.sha256].identifier if f.sha256 in described else None)
+              or identifier_for(Path(f.path)), ingest_steps(f, [self.software])) for f in facts],
+            {sha: item.to_dict() for sha, item in described.items()},
         )
         self.summary.counts["ingested"] += sum(
             1 for f in facts if originals[f.sha256].is_new and originals[f.sha256].path == f.path
         )
         return _Ingested([p for p, _ in read], facts, originals)
+
+    def _item(self, scan: Path) -> ItemMetadata | None:
+        """The item spreadsheet's row for a scan as found under root, if the run has a sheet."""
+        return self.plan.sheet.for_scan(scan, self.root) if self.plan.sheet else None
 
     def _triage(self, scans: _Ingested) -> tuple[dict[str, ScanEntry], list[ScanJob]]:
         """What each scan needs: nothing (mastered already, a duplicate, known bad or refused by the
@@ -326,7 +336,7 @@ class _Batch:
                 entry.outcome, entry.reason, entry.verdict = ScanStatus.FAILED, rejected[f.sha256], Verdict.FAIL
             else:
                 jobs.append(self.plan.job(_job_original(f, scans.originals[f.sha256]), key, self.run_uuid,
-                                          folder=_folder_under(self.root, scan)))
+                                          folder=_folder_under(self.root, scan), item=self._item(scan)))
             self.seen.setdefault(f.sha256, f.path)
             if not jobs or jobs[-1].original_path != f.path:  # decided here: no worker involved
                 reporter().advance(f.path, entry.outcome)

@@ -19,6 +19,8 @@ from config.settings import Settings
 from flows.models_setup import MissingModelError, RecipeModels, resolve_recipe_models
 from models.precision import PrecisionError
 from tasks.files.limits import Limits
+from tasks.files.metadata_sheet import MetadataSheet, read_sheet
+from tasks.records.item_metadata import ItemMetadata
 from tasks.records.keys import stable_uuid
 from tasks.records.types import ScanJob, StepRecord
 
@@ -46,6 +48,7 @@ class RunPlan:
     recipe: Recipe
     models: RecipeModels
     capture: dict[str, Any] | None = None  # the capture profile the QA gate enforces (JSON form)
+    sheet: MetadataSheet | None = None  # the item spreadsheet (`--metadata`): one row per scan
 
     @property
     def limits(self) -> Limits:
@@ -54,6 +57,7 @@ class RunPlan:
     def job(
         self, original: JobOriginal, key: str, run_uuid: str, *, folder: Path = Path(),
         into: Path | None = None, master_uuid: str | None = None, gate: bool = True,
+        item: ItemMetadata | None = None,
     ) -> ScanJob:
         """One scan's job. Its master, access copy and review sheet go into the archive under
         masters/, access/ and reviews/ in `folder`, named <stem>.<key[:12]>; or, for a reproduction,
@@ -77,21 +81,33 @@ class RunPlan:
             recipe_hash=self.recipe.hash, master_path=str(master), access_path=str(access), review_path=review,
             capture_profile=self.capture if gate else None, prior_steps=list(original.prior_steps),
             catalogued_path=original.catalogued_path, max_pixels=cfg.max_pixels, max_bytes=cfg.max_decoded_bytes,
+            item_metadata=item.to_dict() if item else None,
         )
 
 
 def plan_run(
     cfg: Settings, recipe: str | Recipe, *, scale: float | None = None, long_edge: int | None = None,
-    precision: str | None = None,
+    precision: str | None = None, metadata: str | Path | None = None,
 ) -> RunPlan:
     """recipe: a preset name, a recipe YAML path, or a Recipe (a reviewer's request carries one);
-    precision: a recorded one (reproduce), default the settings'."""
+    precision: a recorded one (reproduce), default the settings'; metadata: the item spreadsheet
+    (a malformed sheet stops the run before it starts, naming its rows)."""
     try:
         chosen = (recipe if isinstance(recipe, Recipe) else load_recipe(recipe)).with_target(
             scale=scale, long_edge=long_edge)
         capture = (load_capture_profile(cfg.capture_profile).model_dump(mode="json")
                    if cfg.capture_profile else None)
         models = resolve_recipe_models(chosen, cfg, precision)
-    except (ValueError, FileNotFoundError, MissingModelError, PrecisionError) as exc:  # recipe, profile, weights
+        sheet = read_sheet(Path(metadata).expanduser()) if metadata else None
+    except (ValueError, OSError, MissingModelError, PrecisionError) as exc:  # recipe, profile, weights, sheet
         raise RunPlanError(str(exc)) from exc
-    return RunPlan(cfg, chosen, models, capture)
+    return RunPlan(cfg, chosen, models, capture, sheet)
+
+
+def check_sheet(plan: RunPlan, scans: list[Path], root: Path) -> None:
+    """Every row of the item spreadsheet names one scan found under root (else the run does not start)."""
+    if plan.sheet is not None:
+        try:
+            plan.sheet.check_against(scans, root)
+        except ValueError as exc:
+            raise RunPlanError(str(exc)) from exc

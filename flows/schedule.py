@@ -34,12 +34,15 @@ def deployment_name(scans_dir: str, recipe: str) -> str:
 def serve_batch(
     scans_dir: str, *, recipe: str = "archival", cron: str | None = None, watch_minutes: float | None = None,
     name: str | None = None, settings: dict[str, Any] | None = None, scale: float | None = None,
-    long_edge: int | None = None, only_new: bool = True,
+    long_edge: int | None = None, only_new: bool = True, metadata: str | None = None,
 ) -> None:
     """Register the deployment and run its schedule until stopped (Ctrl-C / SIGTERM).
 
     only_new (the default): a scheduled run masters scans that have no master yet, so a software
-    upgrade or a new preset version does not re-master the whole archive overnight."""
+    upgrade or a new preset version does not re-master the whole archive overnight.
+
+    metadata: the item spreadsheet every run reads (absolute path; re-read each run, so rows added
+    for tonight's new scans count)."""
     if not os.environ.get("PREFECT_API_URL"):
         raise ScheduleError(
             "schedules need a Prefect server: start one (`prefect server start`, or infra/compose.yaml) and "
@@ -52,7 +55,7 @@ def serve_batch(
         cron=cron,
         interval=dt.timedelta(minutes=watch_minutes) if watch_minutes else None,
         parameters={"scans_dir": scans_dir, "recipe": recipe, "scale": scale, "long_edge": long_edge,
-                    "settings": settings or {}, "only_new": only_new},
+                    "settings": settings or {}, "only_new": only_new, "metadata": metadata},
         global_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
         description=f"restorium: master new scans in {scans_dir} with the {recipe} recipe",
         tags=["restorium"],

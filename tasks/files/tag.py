@@ -10,6 +10,7 @@ present, is HxW of the same dtype.
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from PIL import Image
 from tasks.files.atomic import atomic_write, sha256_file
 from tasks.files.digest import pixel_digest
 from tasks.files.xmp import PIXEL_DIGEST_KEY, SourceMetadata, embed, software_label
+from tasks.records.item_metadata import ItemMetadata
 from tasks.records.types import AuditRecord, WrittenFile
 
 Compression = Literal["deflate", "lzw", "none"]
@@ -42,9 +44,16 @@ def write_master(
     record: AuditRecord,
     source: SourceMetadata,
     uuid: str,
+    capture_ppi: float | None = None,
+    item: ItemMetadata | None = None,
 ) -> WrittenFile:
     """Write the master TIFF at full bit depth (16-bit stays 16-bit), alpha as an unassociated
-    extra sample, the ICC profile in tag 34675, then embed provenance; all before the rename."""
+    extra sample, the ICC profile in tag 34675, then embed provenance; all before the rename.
+
+    `ppi` goes into the resolution tags, so the master keeps the print's physical size; when the
+    scan's `capture_ppi` differs (an upscaled master), the XMP says the ppi is interpolated and
+    records both. `item` is the cataloguer's description of the object (tasks.files.descriptive).
+    """
     path = Path(os.path.abspath(path))
     img = _checked(path, pixels, alpha)
     _check_icc(path, icc, img.gray)
@@ -54,8 +63,7 @@ def write_master(
         raise ValueError(f"{path}: unknown TIFF compression {compression!r} (deflate, lzw or none)")
     if compression == "lzw" and importlib.util.find_spec("imagecodecs") is None:
         raise ValueError(f"{path}: LZW compression needs the 'imagecodecs' package, which is not installed")
-    if ppi is not None and not ppi > 0:
-        raise ValueError(f"{path}: ppi must be positive, got {ppi}")
+    _check_ppi(path, ppi=ppi, capture_ppi=capture_ppi)
     data = img.pixels if img.alpha is None else np.dstack([img.pixels, img.alpha])
     codec = _TIFF_COMPRESSION[compression]
     # The pixels' identity, recorded in the XMP and the catalog: a TIFF stores them losslessly, so
@@ -85,7 +93,8 @@ def write_master(
                 raise ValueError(f"{path}: {data.nbytes} bytes of pixels need a BigTIFF, whose "
                                  "provenance would need an XMP sidecar (not implemented)") from exc
             raise
-        embed(temp, record, source, role="master", document_uuid=uuid, extra={PIXEL_DIGEST_KEY: pixels_sha256})
+        embed(temp, record, source, role="master", document_uuid=uuid, extra={PIXEL_DIGEST_KEY: pixels_sha256},
+              item=item, ppi=ppi, capture_ppi=capture_ppi)
         facts["sha256"], facts["size"] = sha256_file(temp), temp.stat().st_size
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,7 +103,7 @@ def write_master(
     return WrittenFile(
         uuid=uuid, role="master", path=str(path), sha256=str(facts["sha256"]), size=int(facts["size"]),
         format="TIFF", width=w, height=h, channels=data.shape[2] if data.ndim == 3 else 1,
-        bit_depth=img.pixels.dtype.itemsize * 8, has_icc=icc is not None, pixel_sha256=pixels_sha256,
+        bit_depth=img.pixels.dtype.itemsize * 8, has_icc=icc is not None, pixel_sha256=pixels_sha256, ppi=ppi,
     )
 
 
@@ -109,9 +118,12 @@ def write_access(
     record: AuditRecord,
     source: SourceMetadata,
     uuid: str,
+    capture_ppi: float | None = None,
+    item: ItemMetadata | None = None,
 ) -> WrittenFile:
     """Write the 8-bit access JPEG: alpha composited over white, long edge at most `long_edge`
-    (area interpolation), grayscale kept grayscale, the ICC profile and provenance embedded."""
+    (area interpolation), grayscale kept grayscale, the ICC profile and provenance embedded, with
+    the item's description and the scan's `capture_ppi` (the copy claims no ppi of its own)."""
     path = Path(os.path.abspath(path))
     img = _checked(path, pixels, alpha)
     _check_icc(path, icc, img.gray)
@@ -119,12 +131,13 @@ def write_access(
         raise ValueError(f"{path}: JPEG quality must be 1-100, got {quality}")
     if long_edge < 1:
         raise ValueError(f"{path}: long_edge must be positive, got {long_edge}")
+    _check_ppi(path, ppi=None, capture_ppi=capture_ppi)
     out = access_pixels(img.pixels, img.alpha, long_edge)
     facts: dict[str, str | int] = {}  # sha256, size: of the file `fill` wrote
 
     def fill(temp: Path) -> None:
         Image.fromarray(out).save(temp, "JPEG", quality=quality, icc_profile=icc, optimize=True)
-        embed(temp, record, source, role="access", document_uuid=uuid)
+        embed(temp, record, source, role="access", document_uuid=uuid, item=item, capture_ppi=capture_ppi)
         facts["sha256"], facts["size"] = sha256_file(temp), temp.stat().st_size
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -201,6 +214,12 @@ def icc_problem(icc: bytes | None, gray: bool) -> str | None:
         return (f"ICC profile colour space {space.decode('latin-1').strip()!r} "
                 f"does not match {'grayscale' if gray else 'RGB'} pixels")
     return None
+
+
+def _check_ppi(path: Path, *, ppi: float | None, capture_ppi: float | None) -> None:
+    for name, value in (("ppi", ppi), ("capture_ppi", capture_ppi)):
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            raise ValueError(f"{path}: {name} must be positive, got {value}")
 
 
 def _check_icc(path: Path, icc: bytes | None, gray: bool) -> None:

@@ -10,7 +10,10 @@ An auditor holding only a master (or access copy) can rebuild its AuditRecord fr
   `_ACTIONS`), whose stEvt:parameters is canonical JSON {type, step, outcome, detail, agents,
   parameters}, so nothing of the StepRecord is lost;
 - Iptc4xmpExt:DigitalSourceType (see `digital_source_type`);
-- the restorium namespace (`NS_URI`): the record's ids, recipe and models;
+- the restorium namespace (`NS_URI`): the record's ids, recipe and models, and the sampling rate:
+  the scan's ppi, the file's, and whether the file's is interpolated (tasks.files.descriptive);
+- the item sheet's title, creator, rights, identifier ... as XMP dc, IPTC and EXIF
+  (tasks.files.descriptive), replacing what the original said of them;
 - the original's EXIF/IPTC/XMP, minus what would lie about the new file.
 
 How it is written: pyexiv2 edits a TIFF by rewriting the whole file (~0.5 s per 250 MB) and a
@@ -45,7 +48,10 @@ from PIL import Image
 
 from config.recipe import canonical_json
 from config.version import SOFTWARE_NAME, software_version
+from tasks.files import descriptive
 from tasks.files.atomic import sha256_file
+from tasks.files.descriptive import SamplingRate
+from tasks.records.item_metadata import ItemMetadata
 from tasks.records.keys import stable_uuid
 from tasks.records.types import (
     APPROVAL,
@@ -321,13 +327,18 @@ def embed(
     extra: dict[str, Any] | None = None,
     role: Literal["master", "access"] = "master",
     document_uuid: str | None = None,
+    item: ItemMetadata | None = None,
+    ppi: float | None = None,
+    capture_ppi: float | None = None,
 ) -> None:
     """Write provenance and the original's carried-over metadata into `path`, in place.
 
     `path` is a freshly written TIFF or JPEG (normally the temporary file inside `atomic_write`);
     its EXIF/IPTC/XMP are replaced, its pixels and ICC profile kept. `document_uuid` is this
-    file's uuid (default: `record.master["uuid"]`; an access copy passes its own). `extra` maps
-    further pyexiv2 keys ('Xmp.…', 'Exif.…', 'Iptc.…') to values, written last.
+    file's uuid (default: `record.master["uuid"]`; an access copy passes its own). `item` is the
+    cataloguer's description of the object; `ppi` the file's resolution tag and `capture_ppi`
+    the scan's (recorded only when the scan's is known). `extra` maps further pyexiv2 keys
+    ('Xmp.…', 'Exif.…', 'Iptc.…') to values, written last.
     """
     path = Path(path)
     doc_uuid = document_uuid or record.master.get("uuid")
@@ -344,18 +355,30 @@ def embed(
             raise EmbedError(f"{path}: cannot embed provenance in {mime or 'an unknown format'}")
         now = utc_now()
         extra = dict(extra or {})
-        carried_exif = _valid(path, mime, "exif", _carried_exif(source.exif), _single_keys)
+        # The cataloguer's sheet wins: where it gives title, creator, rights ... the scan's own
+        # values (a scanner operator's, a photographer's) are dropped, not merged.
+        item_exif = descriptive.item_exif(item) if item else {}
+        item_iptc = descriptive.item_iptc(item) if item else {}
+        described = {**(descriptive.item_xmp(item) if item else {}),
+                     **{_NS + k: v for k, v in descriptive.sampling_properties(ppi, capture_ppi).items()}}
+        superseded_exif = {*item_exif, *(descriptive.superseded_exif(item) if item else ())}
+        superseded_xmp = descriptive.superseded_xmp(item) if item else set()
+        carried_exif = _valid(path, mime, "exif", {k: v for k, v in _carried_exif(source.exif).items()
+                                                   if k not in superseded_exif}, _single_keys)
         if source.icc is None or target.read_icc() != source.icc:
             carried_exif.pop("Exif.Photo.ColorSpace", None)  # it described the original's profile
         own_exif = _own_exif(record, now, mime=mime, gray=_is_gray_jpeg(path, mime),
                              size=(target.get_pixel_width(), target.get_pixel_height()))
-        exif = {**carried_exif, **own_exif, **_with_prefix(extra, "Exif.")}
+        exif = {**carried_exif, **item_exif, **own_exif, **_with_prefix(extra, "Exif.")}
         exif.setdefault("Exif.Photo.ColorSpace", "65535")  # "uncalibrated": the ICC profile says
-        iptc = _own_iptc(_valid(path, mime, "iptc", {k: v for k, v in source.iptc.items()
-                                                      if k not in _IPTC_DROP}, _single_keys))
+        carried_iptc = _valid(path, mime, "iptc", {k: v for k, v in source.iptc.items()
+                                                   if k not in _IPTC_DROP and k not in item_iptc}, _single_keys)
+        iptc = _own_iptc({**carried_iptc, **item_iptc})
         iptc.update(_with_prefix(extra, "Iptc."))
-        carried_xmp = _valid(path, mime, "xmp", _carried_xmp(source.xmp), _xmp_groups)
+        carried_xmp = _valid(path, mime, "xmp", {k: v for k, v in _carried_xmp(source.xmp).items()
+                                                 if _xmp_property(k) not in superseded_xmp}, _xmp_groups)
         own_xmp = _own_xmp(record, source, carried_xmp, role=role, doc_uuid=doc_uuid, mime=mime, now=now)
+        own_xmp.update(described)
         own_xmp.update(_with_prefix(extra, "Xmp."))
         try:
             scratch = _scratch(mime, exif, iptc, {**carried_xmp, **own_xmp})
@@ -365,6 +388,7 @@ def embed(
             log.warning("%s: the original's XMP cannot be carried over with the provenance (%s); "
                         "writing the provenance alone", path, exc)
             own_xmp = _own_xmp(record, source, {}, role=role, doc_uuid=doc_uuid, mime=mime, now=now)
+            own_xmp.update(described)
             own_xmp.update(_with_prefix(extra, "Xmp."))
             try:
                 scratch = _scratch(mime, exif, iptc, own_xmp)
@@ -650,6 +674,27 @@ def read_provenance(master_path: str | os.PathLike[str]) -> AuditRecord:
         models=[AgentInfo.from_dict(m) for m in prop("models", json_value=True)],
         steps=_steps_from_history(path, xmp, start),
     )
+
+
+@_serialised
+def read_sampling_rate(path: str | os.PathLike[str]) -> SamplingRate:
+    """What a file's XMP says of its sampling rate: the scan's ppi, the file's, and whether the
+    file's is interpolated (all None/False for a file written without the scan's ppi)."""
+    path = Path(os.path.abspath(path))
+    try:
+        img = pyexiv2.Image(str(path))
+    except Exception as exc:
+        raise ProvenanceError(f"{path}: cannot read its metadata: {exc}") from exc
+    try:
+        xmp = img.read_xmp()
+    except Exception as exc:
+        raise ProvenanceError(f"{path}: cannot read its XMP: {exc}") from exc
+    finally:
+        img.close()
+    try:
+        return SamplingRate.from_properties({k[len(_NS):]: v for k, v in xmp.items() if k.startswith(_NS)})
+    except ValueError as exc:
+        raise ProvenanceError(f"{path}: its {NS_PREFIX} sampling rate is not a number: {exc}") from exc
 
 
 def _steps_from_history(path: Path, xmp: dict[str, Any], start: int) -> list[StepRecord]:

@@ -6,6 +6,9 @@ What goes where:
   sheet) as a `file` with its UUID, SHA-256 fixity, size, format, creating application (derived
   files), location, and relationships: structural "is included in" the item, and for derived
   files derivation "has source" → the original, listing the events that made them;
+- sampling rate, told truthfully: every file states the scan's "capture sampling rate (ppi)"
+  (a derived file's comes from its source), and a derived file whose ppi differs from it (an
+  upscaled master) states its own as "interpolated sampling rate (ppi)";
 - events: type, time, detail (restorium's parameters as JSON in an extension), outcome (with the
   fixity expectations of a failed check), the agents (role: executing program / implementer /
   authorizer) and the objects (role: source for inputs, outcome for outputs);
@@ -25,6 +28,7 @@ from typing import Any
 
 from lxml import etree
 
+from tasks.files.descriptive import interpolated, ppi_text
 from tasks.records.item_record import AgentFacts, EventFacts, FileFacts, ItemRecord
 from tasks.records.results import StepOutcome
 from tasks.records.types import APPROVAL, DIGEST, FIXITY_CHECK, INGESTION, REJECTION, VALIDATION
@@ -114,7 +118,7 @@ def _file(root: etree._Element, record: ItemRecord, f: FileFacts, event_uuids: l
     for name, value in (("width", f.width), ("height", f.height), ("channels", f.channels),
                         ("bit depth", f.bit_depth), ("ICC profile", None if f.has_icc is None else
                                                      ("yes" if f.has_icc else "no")),
-                        ("ppi", f.ppi), ("pixel sha256", f.pixel_sha256)):
+                        ("ppi", f.ppi), ("pixel sha256", f.pixel_sha256), *_sampling_rates(record, f)):
         if value is not None:
             prop = _el(obj, "significantProperties")
             _el(prop, "significantPropertiesType", name)
@@ -168,6 +172,18 @@ def _file(root: etree._Element, record: ItemRecord, f: FileFacts, event_uuids: l
             _el(rel, "relatedEventSequence", n)
     for event_uuid in event_uuids:
         _linking(obj, "linkingEventIdentifier", "UUID", event_uuid)
+
+
+def _sampling_rates(record: ItemRecord, f: FileFacts) -> list[tuple[str, str | None]]:
+    """The scan's sampling rate and, where this file's ppi is not it, this file's interpolated one:
+    a 2x master's 600 ppi were never captured."""
+    source = next((s for s in record.files if s.uuid == f.source_uuid), None) if f.source_uuid else f
+    capture = source.ppi if source else None
+    rates: list[tuple[str, str | None]] = [
+        ("capture sampling rate (ppi)", None if capture is None else ppi_text(capture))]
+    if f.ppi is not None and interpolated(f.ppi, capture):
+        rates.append(("interpolated sampling rate (ppi)", ppi_text(f.ppi)))
+    return rates
 
 
 def _event(root: etree._Element, event: EventFacts, record: ItemRecord) -> None:

@@ -146,6 +146,7 @@ class WrittenFile:
     # Masters only: sha256 of the decoded pixels (tasks.files.digest.pixel_digest), which survives
     # metadata edits; "" where not computed.
     pixel_sha256: str = ""
+    ppi: float | None = None  # masters: the resolution tags (interpolated when upscaled: see the XMP)
 
 
 @dataclass
@@ -173,6 +174,9 @@ class ScanJob:
     capture_profile: dict[str, Any] | None = None  # config.capture.CaptureProfile dump: the QA gate
     max_pixels: int = 400_000_000
     max_bytes: int = 3_200_000_000  # decoded bytes (tasks.files.limits)
+    # The item spreadsheet's row for this scan (ItemMetadata.to_dict()): its title, creator, rights
+    # and identifier go into the master's XMP/IPTC, its physical size into the capture check.
+    item_metadata: dict[str, Any] | None = None
 
 
 @dataclass

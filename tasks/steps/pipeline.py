@@ -31,6 +31,7 @@ from tasks.files.xmp import read_source_metadata
 from tasks.qa import assessment as qa_stage
 from tasks.qa.capture import CaptureCheck, check_capture
 from tasks.records.failures import DISK_FULL, TOO_LARGE, TRANSIENT, ScanError, is_disk_full, scan_boundary
+from tasks.records.item_metadata import ItemMetadata
 from tasks.records.keys import stable_uuid
 from tasks.records.results import FailureKind, ScanStatus, StepOutcome, Verdict
 from tasks.records.types import (
@@ -175,7 +176,14 @@ def _capture(job: ScanJob, image: DecodedImage) -> CaptureCheck | None:
         return None
     profile = CaptureProfile.model_validate(job.capture_profile)
     limits = Limits(job.max_pixels, job.max_bytes)
-    return check_capture(inspect(Path(job.original_path), limits), image.icc, profile)
+    item = _item(job)  # the object's measured size makes the effective ppi judgeable
+    physical = item.physical.long_edge_mm() if item and item.physical else None
+    return check_capture(inspect(Path(job.original_path), limits), image.icc, profile,
+                         physical_long_edge_mm=physical)
+
+
+def _item(job: ScanJob) -> ItemMetadata | None:
+    return ItemMetadata.from_dict(job.item_metadata) if job.item_metadata else None
 
 
 def rejection_uuid(derivation_key: str, capture_profile: dict[str, Any] | None) -> str:
@@ -348,6 +356,10 @@ def _tag(
         # master lie about its colours: it is left out, and the step says why.
         icc_dropped = icc_problem(image.icc, image.is_gray)
         icc = None if icc_dropped else image.icc
+        # The master keeps the original's physical size: its ppi is the scan's times the scale,
+        # marked as interpolated, and the scan's own sampling rate goes with it.
+        master_ppi = round(image.ppi * plan.target_width / image.width, 3) if image.ppi else None
+        item = _item(job)
         step.record(
             "master TIFF and access JPEG written with embedded provenance",
             {"master": {"format": "TIFF", "bit_depth": image.bit_depth,
@@ -355,7 +367,10 @@ def _tag(
              "access": {"format": "JPEG", "quality": recipe.output.access_quality,
                         "long_edge": recipe.output.access_long_edge},
              "review_sheet": recipe.output.review_sheet,
-             "icc_carried": icc is not None, "icc_dropped": icc_dropped},
+             "icc_carried": icc is not None, "icc_dropped": icc_dropped,
+             "ppi": {"capture": image.ppi, "master": master_ppi,
+                     "interpolated": bool(master_ppi and master_ppi != image.ppi)},
+             "item": item.identifier if item else None},
         )
         record = AuditRecord(
             master={"uuid": job.master_uuid, "path": job.master_path, "sha256": ""},
@@ -372,12 +387,13 @@ def _tag(
         )
         source = read_source_metadata(Path(job.original_path))
         master = write_master(
-            Path(job.master_path), pixels, alpha, icc=icc, ppi=image.ppi,
+            Path(job.master_path), pixels, alpha, icc=icc, ppi=master_ppi, capture_ppi=image.ppi, item=item,
             compression=recipe.output.master_compression, record=record, source=source, uuid=job.master_uuid,
         )
         access = write_access(
             Path(job.access_path), pixels, alpha, icc=icc, quality=recipe.output.access_quality,
             long_edge=recipe.output.access_long_edge, record=record, source=source, uuid=job.access_uuid,
+            capture_ppi=image.ppi, item=item,
         )
         review = None
         if recipe.output.review_sheet and job.review_path:

@@ -150,3 +150,42 @@ def test_the_shipped_schema_is_the_recorded_file() -> None:
     assert hashlib.sha256(data).hexdigest() in source
     schema = etree.parse(str(premis.SCHEMA_FILE)).getroot()
     assert schema.get("targetNamespace") == premis.PREMIS_NS
+
+
+def test_an_upscaled_master_states_the_scans_sampling_rate_and_its_own_as_interpolated() -> None:
+    rec = record()
+    rec.file("f-orig").ppi = 300.0
+    rec.file("f-master").ppi = 600.0  # a 2x master: its resolution tag says 600
+    doc = premis.to_premis(rec)
+    assert premis.validation_errors(doc) == []
+    files = {o.findtext("p:objectIdentifier/p:objectIdentifierValue", namespaces=NS): o
+             for o in doc.findall("p:object[@xsi:type='premis:file']", NS)}
+    props = {uuid: {p.findtext("p:significantPropertiesType", namespaces=NS): p.findtext(
+        "p:significantPropertiesValue", namespaces=NS) for p in o.findall("p:significantProperties", NS)}
+        for uuid, o in files.items()}
+    assert props["f-master"]["capture sampling rate (ppi)"] == "300"
+    assert props["f-master"]["interpolated sampling rate (ppi)"] == "600"
+    assert props["f-orig"]["capture sampling rate (ppi)"] == "300"
+    assert "interpolated sampling rate (ppi)" not in props["f-orig"]
+    # the access copy claims no ppi of its own: only the scan's is stated
+    assert props["f-access"]["capture sampling rate (ppi)"] == "300"
+    assert "interpolated sampling rate (ppi)" not in props["f-access"]
+    # and the master remains a derivative of the original
+    derivation = [r for r in files["f-master"].findall("p:relationship", NS)
+                  if r.findtext("p:relationshipType", namespaces=NS) == "derivation"]
+    assert [r.findtext("p:relatedObjectIdentifier/p:relatedObjectIdentifierValue", namespaces=NS)
+            for r in derivation] == ["f-orig"]
+
+    rec.file("f-master").ppi = 300.0  # same size: nothing was interpolated
+    doc = premis.to_premis(rec)
+    master = next(o for o in doc.findall("p:object[@xsi:type='premis:file']", NS)
+                  if o.findtext("p:objectIdentifier/p:objectIdentifierValue", namespaces=NS) == "f-master")
+    types = [p.findtext("p:significantPropertiesType", namespaces=NS) for p in master.findall("p:significantProperties", NS)]
+    assert "capture sampling rate (ppi)" in types and "interpolated sampling rate (ppi)" not in types
+
+
+def test_a_scan_without_ppi_states_no_sampling_rate() -> None:
+    doc = premis.to_premis(record())  # every file's ppi is None
+    assert premis.validation_errors(doc) == []
+    types = {p.text for p in doc.findall(".//p:significantPropertiesType", NS)}
+    assert "capture sampling rate (ppi)" not in types and "interpolated sampling rate (ppi)" not in types
