@@ -172,11 +172,11 @@ def _parse(path: Path, text: str) -> list[ItemMetadata]:
         if item is None:
             continue
         if item.file in files:
-            problems.append((line, f"row {line} repeats row {files[item.file]}'s file '{item.file}'"))
+            problems.append((line, f"repeats row {files[item.file]}'s file '{item.file}'"))
         files.setdefault(item.file, line)
         if item.identifier is not None:
             if item.identifier in identifiers:
-                problems.append((line, f"row {line} repeats row {identifiers[item.identifier]}'s identifier "
+                problems.append((line, f"repeats row {identifiers[item.identifier]}'s identifier "
                                  f"'{item.identifier}'"))
             identifiers.setdefault(item.identifier, line)
         if not why:

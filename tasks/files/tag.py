@@ -1,4 +1,4 @@
-"""The tag stage: write the preservation master (TIFF) and the access copy (JPEG).
+"""The tag stage: write the master (TIFF; a derivative of the preserved scan) and the access copy (JPEG).
 
 Each file is written atomically (tasks.files.atomic) with its provenance embedded (tasks.files.xmp) before the
 rename, so a file under its final name is always complete and self-describing.

@@ -4,7 +4,7 @@ Layout (RFC 8493, written with the `bagit` library):
 
     DEST/bagit.txt, bag-info.txt, manifest-sha256.txt, manifest-sha512.txt, tagmanifest-*.txt
     DEST/data/<identifier>_<item uuid 8>/original/<file>      the scan as ingested
-                                        /master/<file>.tif    preservation masters
+                                        /master/<file>.tif    masters: derivatives ("service" copies) of the scans
                                         /access/<file>.jpg    access copies
                                         /review/<file>.png    review sheets
                                         /metadata/premis.xml  PREMIS 3.0 (validated)
@@ -73,8 +73,10 @@ def make_bag(items: Sequence[BagItem], dest: str | Path, *, bag_info: dict[str, 
     try:
         summary = [_stage_item(staging, item) for item in items]
         info = {
-            "External-Description": f"restorium export of {len(items)} item(s): originals, masters, access "
-                                    "copies, review sheets and their PREMIS 3.0 / JSON provenance",
+            "External-Description": f"restorium export of {len(items)} item(s): originals (the unaltered scans, "
+                                    "the preservation objects), masters (restored derivatives of them, "
+                                    "'service' copies), access copies, review sheets and their PREMIS 3.0 / "
+                                    "JSON provenance",
             "External-Identifier": " ".join(i.record.uuid for i in items),
             **(bag_info or {}),
         }

@@ -44,8 +44,10 @@ _VOCAB = "http://id.loc.gov/vocabulary/preservation"
 _EVENT_TYPES = {INGESTION: "ing", DIGEST: "mes", VALIDATION: "val", FIXITY_CHECK: "fix"}
 _AGENT_TYPES = {"software": "software", "model": "software", "host": "hardware", "person": "person"}
 _MIME = {"TIFF": "image/tiff", "JPEG": "image/jpeg", "PNG": "image/png"}
-_ROLE_LEVEL = {"original": "original", "master": "preservation master", "access": "access copy",
-               "review": "review sheet"}
+# The unaltered scan is what the archive preserves; restorium's master is a derivative of it
+# (Archivematica's "service" copy), whatever restorium's users call it.
+_ROLE_LEVEL = {"original": "preservation (the unaltered scan)", "master": "service copy (derivative of the scan)",
+               "access": "access copy", "review": "review sheet"}
 
 
 class PremisError(ValueError):

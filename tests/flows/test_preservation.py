@@ -176,7 +176,9 @@ def test_premis_export_validates_and_links_the_master_to_its_original(archive) -
     assert original.findtext("p:objectCharacteristics/p:fixity/p:messageDigest", namespaces=P) == \
         record.original["sha256"]
     levels = {o.findtext("p:preservationLevel/p:preservationLevelValue", namespaces=P) for o in files.values()}
-    assert levels == {"original", "preservation master", "access copy", "review sheet"}
+    # The scan is the preservation object; restorium's master is a derivative ("service" copy) of it.
+    assert levels == {"preservation (the unaltered scan)", "service copy (derivative of the scan)", "access copy",
+                      "review sheet"}
     rel = next(r for r in master.findall("p:relationship", P)
                if r.findtext("p:relationshipType", namespaces=P) == "derivation")
     assert rel.findtext("p:relatedObjectIdentifier/p:relatedObjectIdentifierValue", namespaces=P) == \

@@ -113,11 +113,11 @@ def _problem(lines: list[str], line_no: int, replacement: str) -> list[str]:
 MALFORMED = {
     "empty file cell": (_problem(VALID, 4, ",ARC-003,Street,,,,,,,,"), 4, "the file cell is empty"),
     "file repeated": (_problem(VALID, 5, "box1/0014.jpg,ARC-004,Room,,,,,,,,"), 5,
-                      "row 5 repeats row 2's file 'box1/0014.jpg'"),
+                      "repeats row 2's file 'box1/0014.jpg'"),
     "file repeated as ./path": (_problem(VALID, 5, "./box1//0014.jpg,ARC-004,Room,,,,,,,,"), 5,
                                 "repeats row 2's file 'box1/0014.jpg'"),
     "identifier repeated": (_problem(VALID, 6, "wolf_gray.jpg,ARC-002,Wolf,,,,,,,,"), 6,
-                            "row 6 repeats row 3's identifier 'ARC-002'"),
+                            "repeats row 3's identifier 'ARC-002'"),
     "negative width": (_problem(VALID, 3, "0030.jpg,ARC-002,W,,,,-21,29,cm,,"), 3,
                        "width '-21' is not a positive number"),
     "zero height": (_problem(VALID, 3, "0030.jpg,ARC-002,W,,,,21,0,cm,,"), 3, "height '0' is not a positive number"),
@@ -180,7 +180,7 @@ def test_every_problem_is_collected_ten_are_listed(tmp_path: Path) -> None:
     error = caught.value
     # Eleven rows with width and no height, one repeating both file and identifier of row 2.
     assert len(error.problems) == 13 and error.problems[-2:] == [
-        (13, "row 13 repeats row 2's file 'scan0.jpg'"), (13, "row 13 repeats row 2's identifier 'ID-0'")]
+        (13, "repeats row 2's file 'scan0.jpg'"), (13, "repeats row 2's identifier 'ID-0'")]
     message = str(error)
     assert "row 11: width and unit without height" in message and "row 12:" not in message
     assert message.rstrip().endswith("and 3 more")
