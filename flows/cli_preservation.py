@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from flows import cli_ocfl
+from flows import cli_archivematica, cli_ocfl
 from flows.console import err, escape, fail, out, settings_or_fail
 from tasks.records.results import ExitCode
 
@@ -384,5 +384,6 @@ def register(app: typer.Typer) -> None:
     app.command()(reproduce)
     app.command()(find)
     app.command()(items)
+    cli_archivematica.register(export_app)  # export archivematica
     cli_ocfl.register(export_app)  # export ocfl
     app.add_typer(export_app, name="export")
