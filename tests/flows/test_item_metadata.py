@@ -116,3 +116,25 @@ def test_a_malformed_sheet_stops_the_run_before_it_starts(described, tmp_path, s
     with pytest.raises(RunPlanError, match=says):
         restore_batch(str(described["scans"]), metadata=str(bad), settings={"home": str(home),
                                                                           "models_dir": str(shared_models)})
+
+
+def test_the_catalogs_premis_states_both_sampling_rates_of_a_master(described):
+    from lxml import etree
+
+    from tasks.preservation import premis
+
+    master = described["by_name"]["scan0.tif"]["master"]
+    result = CliRunner().invoke(app, ["audit", master, "--format", "premis", "--home", str(described["home"])])
+    assert result.exit_code == 0, result.output
+    doc = etree.fromstring(result.stdout.encode())
+    ns = {"p": premis.PREMIS_NS}
+    rates = {}
+    for obj in doc.findall("p:object", ns):
+        level = obj.findtext("p:preservationLevel/p:preservationLevelValue", namespaces=ns)
+        rates[level] = {p.findtext("p:significantPropertiesType", namespaces=ns):
+                        p.findtext("p:significantPropertiesValue", namespaces=ns)
+                        for p in obj.findall("p:significantProperties", ns)}
+    service = rates["service copy (derivative of the scan)"]
+    assert service["capture sampling rate (ppi)"].startswith("400")
+    assert service["interpolated sampling rate (ppi)"].startswith("800")
+    assert "interpolated sampling rate (ppi)" not in rates["preservation (the unaltered scan)"]
