@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -58,9 +58,26 @@ class Settings(BaseSettings):
         "misconfiguration.")
     capture_profile: str | None = Field(
         None, description="Capture-spec profile (name or YAML path) the QA gate enforces; none by default.")
+    signing_cert: Path | None = Field(
+        None, description="Content credentials (`run --sign`): the signing certificate chain, PEM, end-entity "
+        "first (its key usage must include emailProtection).")
+    signing_key: Path | None = Field(
+        None, description="Content credentials: the unencrypted PEM private key of signing_cert (owner-only).")
+    signing_tsa_url: str | None = Field(
+        None, description="Content credentials: an RFC 3161 time-stamp server, so a signature stays verifiable "
+        "after its certificate expires.")
+    signing_trust_anchors: Path | None = Field(
+        None, description="PEM CA certificates `audit` trusts when it verifies content credentials (an "
+        "institution's own CA); others verify as 'untrusted issuer'.")
     review_cache_mb: int = Field(
         2048, ge=0, description="Budget of the review app's preview cache (MiB): least recently viewed files "
         "go first; 0 keeps only the files on screen.")
+
+    @model_validator(mode="after")
+    def _signing_pair(self) -> Settings:
+        if (self.signing_cert is None) != (self.signing_key is None):
+            raise ValueError("signing_cert and signing_key go together (RESTORIUM_SIGNING_CERT, RESTORIUM_SIGNING_KEY)")
+        return self
 
     @field_validator("home", "models_dir", mode="after")
     @classmethod

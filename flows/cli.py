@@ -91,6 +91,9 @@ def run(
         help="Item spreadsheet (CSV, one row per scan: file, identifier, title, date, creator, rights, "
         "width, height, unit mm/cm/in, dc.*): stored on the items, written into the masters; a physical "
         "size gives the effective ppi the capture profile judges.")] = None,
+    sign: Annotated[bool, typer.Option(
+        "--sign", help="Sign masters and access copies with content credentials (C2PA) using "
+        "RESTORIUM_SIGNING_CERT and RESTORIUM_SIGNING_KEY.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")] = False,
 ) -> None:
     """Ingest, check, restore, upscale and tag every scan in SCANS_DIR."""
@@ -101,7 +104,8 @@ def run(
     # Ray prints what its raylets report (a worker that died, a task retried) on the driver's
     # stdout; with --json, stdout must carry the summary alone, so everything else goes to stderr.
     with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
-        summary = _run_flow(scans_dir, recipe, scale, long_edge, only_new=only_new, metadata=metadata, home=home,
+        summary = _run_flow(scans_dir, recipe, scale, long_edge, only_new=only_new, metadata=metadata, sign=sign,
+                            home=home,
                             models_dir=models_dir, catalog_url=catalog_url, workers=workers,
                             precision=precision, capture_profile=profile)
     if as_json:
@@ -119,12 +123,12 @@ def _exit_for(summary: dict) -> None:
 
 
 def _run_flow(scans_dir: Path, recipe: str, scale, long_edge, *, only_new: bool = False,
-              metadata: Path | None = None, **overrides: Any) -> dict:
+              metadata: Path | None = None, sign: bool = False, **overrides: Any) -> dict:
     from flows.run_plan import RunPlanError, plan_run
 
     cfg = settings_or_fail(**overrides)
     try:  # recipe, capture profile, weights and item sheet settled once, before Prefect and Ray start
-        plan = plan_run(cfg, recipe, scale=scale, long_edge=long_edge, metadata=metadata)
+        plan = plan_run(cfg, recipe, scale=scale, long_edge=long_edge, metadata=metadata, sign=sign)
     except RunPlanError as exc:
         fail(str(exc))
     from flows.progress import set_reporter
@@ -247,6 +251,8 @@ def audit(
             err.print(f"[bold red]fixity warning:[/] {escape(str(master))} has sha256 {actual}, the catalog recorded "
                       f"{record.master['sha256']}: the file changed after it was made", highlight=False)
     data = record.to_dict()
+    credentials = _content_credentials(master, settings_or_fail(home=home, catalog_url=catalog_url))
+    data["content_credentials"] = credentials
     if as_json:
         out.print_json(json.dumps(data))
     else:
@@ -254,6 +260,20 @@ def audit(
 
         _print_audit(data)
         print_later_events(later)
+        style = {"verified": "green", "untrusted": "yellow", "invalid": "bold red"}.get(credentials["status"], "dim")
+        out.print(f"[bold]content credentials[/] [{style}]{credentials['status']}[/]: {escape(credentials['message'])}",
+                  highlight=False, soft_wrap=True)
+    if credentials["status"] == "invalid":  # the file changed after it was signed
+        raise typer.Exit(ExitCode.SCANS_FAILED)
+
+
+def _content_credentials(path: Path, cfg: Any) -> dict[str, Any]:
+    """Whether the file's C2PA manifest verifies (trusting the settings' anchors): status, message, codes."""
+    from tasks.files.content_credentials import verify_file
+
+    anchors = cfg.signing_trust_anchors.read_text() if cfg.signing_trust_anchors else None
+    found = verify_file(path.resolve(), trust_anchors=anchors)
+    return {"status": found.status, "message": found.message, "codes": list(found.codes)}
 
 
 def _print_audit(data: dict) -> None:

@@ -5,7 +5,11 @@
     fixity [--older-than 180d] [--json]            re-hash files, one event per file, one summary
     reproduce MASTER [--original P] [--keep DIR]   re-run the recorded recipe, compare pixels
     find [--model N] [--weights SHA] [--recipe-hash H] [--since DATE] [--json]
+    items [--json]                                 identifier, title, scans, masters, decisions
     export bag ITEM... DEST                        a validated BagIt bag of items
+    export archivematica (ITEM...|--run R) DEST [--bag]   an Archivematica standard transfer
+    export ocfl ITEM... ROOT                       each item an OCFL object, a version per change
+    export iiif (ITEM...|--run R) DEST [--base-url U]     a static IIIF site (tiles, manifests)
 
 Exit codes: 0 done (and everything checked out); 1 done, but something failed (a fixity
 mismatch, a reproduction that differs); 2 nothing done (bad arguments, unknown master ...).
@@ -22,7 +26,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from flows import cli_archivematica, cli_ocfl
+from flows import cli_archivematica, cli_iiif, cli_ocfl
 from flows.console import err, escape, fail, out, settings_or_fail
 from tasks.records.results import ExitCode
 
@@ -386,4 +390,5 @@ def register(app: typer.Typer) -> None:
     app.command()(items)
     cli_archivematica.register(export_app)  # export archivematica
     cli_ocfl.register(export_app)  # export ocfl
+    cli_iiif.register(export_app)  # export iiif
     app.add_typer(export_app, name="export")

@@ -80,13 +80,14 @@ class RunStopped(RuntimeError):
 def restore_batch(
     scans_dir: str, recipe: str | Recipe = "archival", scale: float | None = None, long_edge: int | None = None,
     settings: dict[str, Any] | None = None, only_new: bool = False, staged: bool = False,
-    plan: RunPlan | None = None, metadata: str | None = None,
+    plan: RunPlan | None = None, metadata: str | None = None, sign: bool = False,
 ) -> dict[str, Any]:
     """Master every scan under scans_dir; returns the run summary (flows.summary.RunSummary).
 
     plan: what the run applies, settled by the caller (the CLI builds it once, so a bad recipe
     stops before Prefect starts); without it, the flow builds it from recipe, scale, long_edge and
-    settings (a schedule's deployment passes those), and metadata: the item spreadsheet's path.
+    settings (a schedule's deployment passes those), metadata (the item spreadsheet's path) and
+    sign (content credentials).
 
     staged: scans_dir is a folder restorium made of links to catalogued originals (reprocessing),
     whose file links lead out of it by design; a user's folder never is.
@@ -95,7 +96,7 @@ def restore_batch(
     software version) as it is, instead of mastering it again under the current ones.
     """
     plan = plan or plan_run(Settings(**(settings or {})), recipe, scale=scale, long_edge=long_edge,
-                            metadata=metadata)
+                            metadata=metadata, sign=sign)
     for note in plan.models.notes:
         reporter().note(note)
     root = Path(scans_dir).expanduser().resolve()

@@ -49,6 +49,7 @@ class RunPlan:
     models: RecipeModels
     capture: dict[str, Any] | None = None  # the capture profile the QA gate enforces (JSON form)
     sheet: MetadataSheet | None = None  # the item spreadsheet (`--metadata`): one row per scan
+    sign: bool = False  # content credentials on masters and access copies (`--sign`)
 
     @property
     def limits(self) -> Limits:
@@ -82,12 +83,13 @@ class RunPlan:
             capture_profile=self.capture if gate else None, prior_steps=list(original.prior_steps),
             catalogued_path=original.catalogued_path, max_pixels=cfg.max_pixels, max_bytes=cfg.max_decoded_bytes,
             item_metadata=item.to_dict() if item else None,
+            signing=_signing_paths(cfg) if self.sign and into is None else None,
         )
 
 
 def plan_run(
     cfg: Settings, recipe: str | Recipe, *, scale: float | None = None, long_edge: int | None = None,
-    precision: str | None = None, metadata: str | Path | None = None,
+    precision: str | None = None, metadata: str | Path | None = None, sign: bool = False,
 ) -> RunPlan:
     """recipe: a preset name, a recipe YAML path, or a Recipe (a reviewer's request carries one);
     precision: a recorded one (reproduce), default the settings'; metadata: the item spreadsheet
@@ -99,9 +101,25 @@ def plan_run(
                    if cfg.capture_profile else None)
         models = resolve_recipe_models(chosen, cfg, precision)
         sheet = read_sheet(Path(metadata).expanduser()) if metadata else None
+        if sign:
+            _check_signing(cfg)
     except (ValueError, OSError, MissingModelError, PrecisionError) as exc:  # recipe, profile, weights, sheet
         raise RunPlanError(str(exc)) from exc
-    return RunPlan(cfg, chosen, models, capture, sheet)
+    return RunPlan(cfg, chosen, models, capture, sheet, sign)
+
+
+def _check_signing(cfg: Settings) -> None:
+    """The identity loads and signs (a probe), here on the driver, not on the first scan's worker."""
+    from tasks.files.content_credentials import SigningIdentity  # c2pa's library: only when signing
+
+    if cfg.signing_cert is None or cfg.signing_key is None:
+        raise ValueError("--sign needs a signing certificate and key: set RESTORIUM_SIGNING_CERT and "
+                         "RESTORIUM_SIGNING_KEY (README: Content credentials)")
+    SigningIdentity.from_files(cfg.signing_cert, cfg.signing_key, tsa_url=cfg.signing_tsa_url)
+
+
+def _signing_paths(cfg: Settings) -> dict[str, str | None]:
+    return {"cert": str(cfg.signing_cert), "key": str(cfg.signing_key), "tsa_url": cfg.signing_tsa_url}
 
 
 def check_sheet(plan: RunPlan, scans: list[Path], root: Path) -> None:

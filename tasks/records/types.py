@@ -177,6 +177,9 @@ class ScanJob:
     # The item spreadsheet's row for this scan (ItemMetadata.to_dict()): its title, creator, rights
     # and identifier go into the master's XMP/IPTC, its physical size into the capture check.
     item_metadata: dict[str, Any] | None = None
+    # Content credentials (`run --sign`): where the worker finds the signing identity (paths, never
+    # key bytes: they do not travel through Ray); None: the master is not signed.
+    signing: dict[str, str | None] | None = None
 
 
 @dataclass

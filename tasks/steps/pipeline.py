@@ -13,6 +13,7 @@ embedded in the master's XMP and returned.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -370,7 +371,8 @@ def _tag(
              "icc_carried": icc is not None, "icc_dropped": icc_dropped,
              "ppi": {"capture": image.ppi, "master": master_ppi,
                      "interpolated": bool(master_ppi and master_ppi != image.ppi)},
-             "item": item.identifier if item else None},
+             "item": item.identifier if item else None,
+             "content_credentials": "C2PA, signed after this XMP" if job.signing else None},
         )
         record = AuditRecord(
             master={"uuid": job.master_uuid, "path": job.master_path, "sha256": ""},
@@ -395,6 +397,8 @@ def _tag(
             long_edge=recipe.output.access_long_edge, record=record, source=source, uuid=job.access_uuid,
             capture_ppi=image.ppi, item=item,
         )
+        if job.signing:  # last: any later change to the file, XMP included, would break the signature
+            master, access = _sign(job, record, master, access)
         review = None
         if recipe.output.review_sheet and job.review_path:
             review = _review(job, image, pixels, faces)
@@ -403,6 +407,26 @@ def _tag(
         qa=qa, resolved_recipe=resolved, plan_reasons=plan.reasons, flags=flags,
         steps=run.steps, master=master, access=access, review=review, timings=run.timings,
     )
+
+
+def _sign(job: ScanJob, record: AuditRecord, master: WrittenFile, access: WrittenFile) -> tuple[WrittenFile, WrittenFile]:
+    """Content credentials on both files; the sha256 the catalog records is the signed file's."""
+    from tasks.files.content_credentials import sign_written
+    from tasks.files.xmp import digital_source_type
+
+    assert job.signing is not None
+    identity = _signing_identity(job.signing["cert"] or "", job.signing["key"] or "", job.signing.get("tsa_url"))
+    scan, dst = Path(job.original_path), digital_source_type(record)
+    return (sign_written(master, record, scan=scan, signing=identity, digital_source_type=dst),
+            sign_written(access, record, scan=scan, signing=identity, digital_source_type=dst))
+
+
+@functools.lru_cache(maxsize=4)
+def _signing_identity(cert: str, key: str, tsa_url: str | None) -> Any:
+    """Loaded once per worker (and checked by a probe signature), not once per scan."""
+    from tasks.files.content_credentials import SigningIdentity
+
+    return SigningIdentity.from_files(Path(cert), Path(key), tsa_url=tsa_url)
 
 
 def _review(job: ScanJob, image: DecodedImage, master: np.ndarray, faces: list) -> WrittenFile:
