@@ -319,6 +319,10 @@ class Catalog:
                     for written in (outcome.master, outcome.access, outcome.review):
                         if written is not None:
                             outputs.append(_insert_derived(conn, written, outcome, item_id, original_id, run_id))
+                    for tiles in outcome.iiif:  # made from the master (outputs[0]) or from the scan
+                        source = outputs[0] if tiles.of == "master" else original_id
+                        outputs.append(_insert_derived(conn, tiles, outcome, item_id, source, run_id,
+                                                       key=f"iiif/{tiles.sha256}"))
                 for i, step in enumerate(outcome.steps):
                     files = [(original_id, "input")]
                     if i == len(outcome.steps) - 1:
@@ -475,9 +479,10 @@ def _insert_original(conn: Connection, facts: OriginalFacts, identifier: str) ->
 
 
 def _insert_derived(conn: Connection, written: WrittenFile, outcome: ScanOutcome,
-                    item_id: int, original_id: int, run_id: int | None) -> int:
-    """Insert a master or access File (or find the one already recorded) → its id."""
-    key = derived_key(written.role, outcome.derivation_key)
+                    item_id: int, original_id: int, run_id: int | None, key: str | None = None) -> int:
+    """Insert a master or access File (or find the one already recorded) → its id. `key`: IIIF tiles
+    are keyed by content (a scan's tiles serve every master made from it)."""
+    key = key or derived_key(written.role, outcome.derivation_key)
     assert outcome.resolved_recipe is not None  # _check_outcome
     insert_ignore(conn, File.__table__, [{
         "uuid": written.uuid, "key": key, "item_id": item_id, "role": written.role, "path": written.path,

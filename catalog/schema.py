@@ -40,7 +40,7 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-FILE_ROLES = ("original", "master", "access", "review")
+FILE_ROLES = ("original", "master", "access", "review", "iiif")
 RUN_STATUSES = ("running", "finished", "failed", "stopped")
 OUTCOMES = ("success", "warning", "failure")
 LINK_ROLES = ("input", "output")

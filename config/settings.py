@@ -58,6 +58,10 @@ class Settings(BaseSettings):
         "misconfiguration.")
     capture_profile: str | None = Field(
         None, description="Capture-spec profile (name or YAML path) the QA gate enforces; none by default.")
+    iiif_base_url: str | None = Field(
+        None, description="Where the archive's iiif/ folder is published (e.g. https://images.example.org/iiif): "
+        "each run then writes IIIF level-0 tiles of every master and its scan there, recorded as files. "
+        "None: no tiles at run time (export iiif and the review app make their own).")
     signing_cert: Path | None = Field(
         None, description="Content credentials (`run --sign`): the signing certificate chain, PEM, end-entity "
         "first (its key usage must include emailProtection).")

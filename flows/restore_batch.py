@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import json
 import resource
+import shutil
 import socket
 import time
 import uuid
@@ -138,9 +139,12 @@ def sweep_partials(home: Path) -> int:
     They are never served (hidden names ending in .partial, never catalogued); a re-run rewrites
     the files they were becoming."""
     count = 0
-    for folder in ("masters", "access", "reviews", "reports"):
+    for folder in ("masters", "access", "reviews", "reports", "iiif"):
         for path in (home / folder).rglob(".*.partial") if (home / folder).is_dir() else ():
-            path.unlink(missing_ok=True)
+            if path.is_dir():  # a tile folder being written (tasks.files.iiif_tiles)
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
             count += 1
     return count
 

@@ -84,6 +84,8 @@ class RunPlan:
             catalogued_path=original.catalogued_path, max_pixels=cfg.max_pixels, max_bytes=cfg.max_decoded_bytes,
             item_metadata=item.to_dict() if item else None,
             signing=_signing_paths(cfg) if self.sign and into is None else None,
+            iiif={"root": str(cfg.home / "iiif"), "base_url": cfg.iiif_base_url}
+            if cfg.iiif_base_url and into is None else None,
         )
 
 

@@ -103,6 +103,8 @@ def _stage_item(staging: Path, item: BagItem) -> dict[str, Any]:
         raise BagError(f"item {record.uuid} is listed twice")
     copied = []
     for f in record.files:
+        if f.role == "iiif":  # tiles are made again from the master or scan in the bag
+            continue
         target = folder / f.role / Path(f.path).name
         if target.exists():  # same name within a role (e.g. two originals named alike): keep both
             target = target.with_name(f"{target.stem}.{f.uuid[:8]}{target.suffix}")

@@ -47,7 +47,7 @@ _MIME = {"TIFF": "image/tiff", "JPEG": "image/jpeg", "PNG": "image/png"}
 # The unaltered scan is what the archive preserves; restorium's master is a derivative of it
 # (Archivematica's "service" copy), whatever restorium's users call it.
 _ROLE_LEVEL = {"original": "preservation (the unaltered scan)", "master": "service copy (derivative of the scan)",
-               "access": "access copy", "review": "review sheet"}
+               "access": "access copy", "review": "review sheet", "iiif": "access copy (IIIF level-0 tiles)"}
 
 
 class PremisError(ValueError):

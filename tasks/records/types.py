@@ -130,10 +130,10 @@ class OriginalFacts:
 
 @dataclass(frozen=True)
 class WrittenFile:
-    """A derived file written atomically (master TIFF or access JPEG)."""
+    """A derived file written atomically (master TIFF, access JPEG, review sheet, IIIF tiles)."""
 
     uuid: str
-    role: Literal["master", "access", "review"]
+    role: Literal["master", "access", "review", "iiif"]
     path: str  # absolute
     sha256: str
     size: int
@@ -147,6 +147,8 @@ class WrittenFile:
     # metadata edits; "" where not computed.
     pixel_sha256: str = ""
     ppi: float | None = None  # masters: the resolution tags (interpolated when upscaled: see the XMP)
+    # IIIF tiles: which file they show ("original" or "master"); path is their manifest-sha256.txt.
+    of: str | None = None
 
 
 @dataclass
@@ -180,6 +182,9 @@ class ScanJob:
     # Content credentials (`run --sign`): where the worker finds the signing identity (paths, never
     # key bytes: they do not travel through Ray); None: the master is not signed.
     signing: dict[str, str | None] | None = None
+    # IIIF level-0 tiles of the master and the scan: {"root": ARCHIVE/iiif, "base_url": where it is
+    # published} (RESTORIUM_IIIF_BASE_URL); None: not made.
+    iiif: dict[str, str] | None = None
 
 
 @dataclass
@@ -198,6 +203,7 @@ class ScanOutcome:
     master: WrittenFile | None = None
     access: WrittenFile | None = None
     review: WrittenFile | None = None
+    iiif: list[WrittenFile] = field(default_factory=list)  # tiles of the master and of the scan
     flags: list[str] = field(default_factory=list)  # reasons a person should review the master
     notes: list[str] = field(default_factory=list)  # what reading the scan changed or noticed (CMYK → RGB…)
     kind: str | None = None  # tasks.records.failures kind of a failure found reading the file

@@ -402,10 +402,11 @@ def _tag(
         review = None
         if recipe.output.review_sheet and job.review_path:
             review = _review(job, image, pixels, faces)
+        iiif = _iiif(job, master) if job.iiif else []
     return ScanOutcome(
         derivation_key=job.derivation_key, original_sha256=job.original_sha256, status=ScanStatus.MASTERED,
         qa=qa, resolved_recipe=resolved, plan_reasons=plan.reasons, flags=flags,
-        steps=run.steps, master=master, access=access, review=review, timings=run.timings,
+        steps=run.steps, master=master, access=access, review=review, iiif=iiif, timings=run.timings,
     )
 
 
@@ -427,6 +428,26 @@ def _signing_identity(cert: str, key: str, tsa_url: str | None) -> Any:
     from tasks.files.content_credentials import SigningIdentity
 
     return SigningIdentity.from_files(Path(cert), Path(key), tsa_url=tsa_url)
+
+
+def _iiif(job: ScanJob, master: WrittenFile) -> list[WrittenFile]:
+    """IIIF level-0 tiles of the master and of its scan under ARCHIVE/iiif/<item>/<sha256[:16]>: named
+    by content, so a scan mastered again (another recipe) keeps its tiles, made once."""
+    from tasks.files.iiif_tiles import write_iiif
+
+    assert job.iiif is not None
+    made = []
+    for of, path, sha256 in (("master", master.path, master.sha256),
+                             ("original", job.original_path, job.original_sha256)):
+        tiles = write_iiif(Path(path), Path(job.iiif["root"]), f"{job.item_uuid}/{sha256[:16]}",
+                           base_url=job.iiif["base_url"])
+        manifest = tiles.path / "manifest-sha256.txt"  # its sha256 covers every tile: fixity checks it
+        made.append(WrittenFile(
+            uuid=stable_uuid("iiif", tiles.sha256), role="iiif", path=str(manifest), sha256=tiles.sha256,
+            size=manifest.stat().st_size, format="IIIF", width=tiles.width, height=tiles.height, channels=3,
+            bit_depth=8, has_icc=False, of=of,
+        ))
+    return made
 
 
 def _review(job: ScanJob, image: DecodedImage, master: np.ndarray, faces: list) -> WrittenFile:
