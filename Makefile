@@ -24,7 +24,23 @@ endif
 SYSTEM_PKGS := libimage-exiftool-perl chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] && echo "" || (sudo -n true 2>/dev/null && echo sudo -n) || echo none)
 
-install: system-deps $(STAMP)
+install: system-deps $(STAMP) $(OSD)
+
+# OpenSeadragon for the review page's deep zoom: fetched from the npm registry when installing
+# (downloaded code is not committed), checked against the tarball's published integrity, used as
+# it is (no build step). Without npm the review page's deep zoom is missing and its browser tests skip.
+OSD_VERSION := 6.1.1
+OSD_INTEGRITY := sha512-g4iKe2q8B642SaBT3+x4ZF3/8b1TxPPydyjmtrOLgDrlYWMKd9ZXM+1Cb/xa9DVySkvs/7l6HR1nHKfD5F3Tsw==
+OSD := flows/review/static/openseadragon/openseadragon.min.js
+
+$(OSD):
+	@if ! command -v npm >/dev/null; then echo "note: npm is missing: no OpenSeadragon, the deep-zoom tests will skip"; exit 0; fi; \
+	tmp=$$(mktemp -d) && (cd $$tmp && npm pack --silent openseadragon@$(OSD_VERSION) >/dev/null) && \
+	got=$$(python3 -c 'import base64,hashlib,sys; print("sha512-" + base64.b64encode(hashlib.sha512(open(sys.argv[1], "rb").read()).digest()).decode())' $$tmp/openseadragon-$(OSD_VERSION).tgz) && \
+	if [ "$$got" != "$(OSD_INTEGRITY)" ]; then echo "openseadragon-$(OSD_VERSION).tgz: integrity $$got, expected $(OSD_INTEGRITY)"; rm -rf $$tmp; exit 1; fi && \
+	tar -xzf $$tmp/openseadragon-$(OSD_VERSION).tgz -C $$tmp package/build/openseadragon/openseadragon.min.js package/LICENSE.txt && \
+	cp $$tmp/package/LICENSE.txt $(dir $(OSD))LICENSE.txt && cp $$tmp/package/build/openseadragon/openseadragon.min.js $(OSD) && \
+	rm -rf $$tmp
 
 system-deps:
 	@if command -v exiftool >/dev/null && command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
@@ -59,8 +75,9 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# Screenshots the browser tests take (the deep-zoom review page) are kept in build/test-artifacts.
 test: install lint
-	$(BIN)/python -m pytest
+	RESTORIUM_TEST_ARTIFACTS=$(CURDIR)/build/test-artifacts $(BIN)/python -m pytest
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"

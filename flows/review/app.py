@@ -1,11 +1,13 @@
 """The review web app (FastAPI, server-rendered Jinja2 pages, plain JS): runs, masters filtered
 for review, and one master beside its original with the reviewer's actions.
 
-Images reach the browser only as cached JPEG previews and 256 px tiles (flows.review.previews), named
-by the catalogued file's uuid; the bytes are checked against the catalog's sha256 before they
-are first cached. The cache keeps to its budget (`review_cache_mb`, see PreviewCache): pruned at
-start and after each new entry, in a background thread. See flows/review/security.py for who
-may use it.
+Images reach the browser only as cached JPEGs, named by the catalogued file's uuid: previews and
+256 px tiles (flows.review.previews, /img/...) and, for the item page's deep zoom, IIIF level-0
+tiles with their info.json (flows.review.deepzoom, /iiif/<uuid>/<sha256[:16]>/...), shown by
+OpenSeadragon (static/openseadragon/, shipped as the npm package builds it). The bytes are
+checked against the catalog's sha256 before they are first cached. The cache keeps to its budget
+(`review_cache_mb`, see PreviewCache): pruned at start and after each new entry, in a background
+thread. See flows/review/security.py for who may use it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from catalog import review
 from catalog.repository import Catalog
 from config.recipe import list_presets, load_recipe
 from config.settings import Settings
-from flows.review import actions, previews
+from flows.review import actions, deepzoom, previews
 from flows.review.queue import Launcher
 from flows.review.security import SESSION_COOKIE, Guard, host_header_is_loopback, safe_document, safe_next
 from tasks.files.atomic import sha256_file
@@ -316,6 +318,66 @@ def create_app(cfg: Settings, *, secret: str | None = None, loopback: bool = Tru
     async def tile(file_uuid: str, col: int, row: int) -> Response:
         return await jpeg(file_uuid, lambda data: previews.tile_path(cache_root, data["sha256"], data, col, row))
 
+    # --- deep zoom: IIIF level-0 tiles of catalogued files, by uuid and content ------------------------------
+
+    building: dict[str, asyncio.Future] = {}  # one build per folder, however many requests wait for it
+
+    async def tiles_of(facts: dict[str, Any], base_url: str) -> Path | Response:
+        file_uuid, sha256 = facts["uuid"], facts["sha256"]
+        folder = await asyncio.to_thread(deepzoom.ready, cache_root, file_uuid, sha256)
+        if folder is not None:
+            return folder
+        key = previews.iiif_key(file_uuid, sha256)
+        task = building.get(key)
+        if task is None:
+            task = asyncio.ensure_future(asyncio.to_thread(
+                deepzoom.build, Path(facts["path"]), cache_root, file_uuid, sha256, base_url=base_url,
+                max_pixels=cfg.max_pixels))
+            building[key] = task
+
+            def done(finished: asyncio.Future, key: str = key) -> None:
+                building.pop(key, None)
+                if not finished.cancelled() and finished.exception() is None:
+                    cache.used(sha256)  # on screen: the prune this starts keeps it
+                    cache.kick()  # a new folder: back to the budget, in the background
+
+            task.add_done_callback(done)
+        try:
+            return await asyncio.shield(task)  # a client that goes away does not stop the build
+        except deepzoom.Changed:
+            return Response(f"the {facts['role']} changed or went missing since it was catalogued; "
+                            "run `restorium fixity`\n", status_code=409, media_type="text/plain")
+        except ScanError as exc:
+            return Response(f"cannot show it: {exc.reason}\n", status_code=422, media_type="text/plain")
+
+    @app.get("/iiif/{file_uuid}/{version}/{rest:path}")
+    async def iiif(request: Request, file_uuid: str, version: str, rest: str) -> Response:
+        """info.json and JPEG tiles only; `version` is the file's sha256[:16], so a URL names one content."""
+        facts = review.file_facts(catalog, file_uuid) if _UUID.match(file_uuid) else None
+        if facts is None or version != facts["sha256"][:16] or not deepzoom.is_request(rest):
+            return Response("no such image or tile\n", status_code=404, media_type="text/plain")
+        base_url = str(request.base_url)
+        for _ in range(2):  # a folder pruned between finding it and reading from it is made again, once
+            folder = await tiles_of(facts, base_url)
+            if isinstance(folder, Response):
+                return folder
+            cache.used(facts["sha256"])
+            path = deepzoom.request_path(folder, rest)
+            if path is None:  # not reached: is_request above
+                return Response("no such tile\n", status_code=404, media_type="text/plain")
+            try:
+                if rest == "info.json":
+                    service = deepzoom.service_id(base_url, file_uuid, facts["sha256"])
+                    return JSONResponse(await asyncio.to_thread(deepzoom.info, folder, service), headers=_IMMUTABLE)
+                body = await asyncio.to_thread(path.read_bytes)
+            except (FileNotFoundError, NotADirectoryError):
+                if (folder / "info.json").is_file():  # the folder is there: no such tile in its pyramid
+                    return Response("no such tile\n", status_code=404, media_type="text/plain")
+                continue
+            return Response(body, media_type="image/jpeg", headers=_IMMUTABLE)
+        return Response("the preview cache is being pruned; try again\n", status_code=503, media_type="text/plain",
+                        headers={"Retry-After": "1"})
+
     # --- documents under the archive home: run reports, QA summaries, review sheets ----------------------
 
     @app.get("/archive/{rel:path}")
@@ -371,10 +433,10 @@ def _report(home: Path, run_uuid: str) -> dict[str, Any] | None:
 
 
 def _view_width(facts: review.MasterFacts) -> int:
-    """CSS width of the before/after view: the master's preview at 1:1, small masters enlarged
-    to a usable size (their pixels shown as blocks, see review.js)."""
+    """CSS width of the before/after view: the master's largest untiled image (IIIF full/max) at
+    about 1:1, small masters enlarged to a usable size (their pixels shown as blocks, see review.js)."""
     w, h = facts.width or 800, facts.height or 600
-    preview_w = w * min(1.0, previews.PREVIEW_EDGES[-1] / max(w, h))
+    preview_w = w * min(1.0, deepzoom.MAX_FULL / max(w, h))
     return round(max(preview_w, min(800 * w / max(w, h), 800)))
 
 

@@ -7,11 +7,17 @@ pixels. Everything is made in one decode, the first time a file is asked for, an
 and the same bytes are never decoded twice. `manifest.json` is written last and marks a
 complete cache entry.
 
-The cache has a size budget (`prune`): whole entries go, least recently used first. An entry's
-folder mtime is its last use: set when it is built, and bumped when it is served (`load`, at
-most once a minute per entry). An evicted entry is renamed away (a hidden `.<sha>.<token>.pruning`
-sibling) before it is deleted, so its name never holds a half-deleted entry: a request that
-finds no manifest simply builds it again.
+The same root holds the deep-zoom tiles of the review page (flows.review.deepzoom): IIIF
+level-0 folders at `cache_root/iiif/<file uuid>/<sha256[:16]>/`, written whole under a hidden
+`.partial` name and renamed into place (tasks.files.iiif_tiles), so a folder at its final name is
+complete.
+
+The cache has a size budget (`prune`): whole entries go, least recently used first, preview
+entries and IIIF folders alike. An entry's folder mtime is its last use: set when it is built,
+and bumped when it is served (`load`, `record_use`, at most once a minute per entry). An evicted
+entry is renamed away (a hidden `.<name>.<token>.pruning` sibling) before it is deleted, so its
+name never holds a half-deleted entry: a request that finds no manifest (or no info.json) simply
+builds it again.
 """
 
 from __future__ import annotations
@@ -42,6 +48,10 @@ _PREVIEW_QUALITY = 88
 _TILE_QUALITY = 95
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _SHARD = re.compile(r"^[0-9a-f]{2}$")
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_VERSION = re.compile(r"^[0-9a-f]{16}$")  # sha256[:16] of the file: an IIIF folder's name
+IIIF = "iiif"  # cache_root/iiif/<file uuid>/<sha256[:16]>/: deep-zoom tiles (flows.review.deepzoom)
+_PARTIAL = ".partial"  # suffix of an IIIF folder being written (tasks.files.iiif_tiles)
 MANIFEST = "manifest.json"
 TOUCH_EVERY = 60.0  # seconds: serving an entry bumps its folder's mtime at most this often
 STALE_AFTER = 3600.0  # seconds: a folder without manifest untouched this long is a build that died
@@ -54,6 +64,22 @@ def cache_dir(cache_root: Path, sha256: str) -> Path:
     if not _SHA.match(sha256):  # the only name that reaches the file system here
         raise ValueError(f"{sha256!r} is not a sha256")
     return Path(cache_root) / sha256[:2] / sha256
+
+
+def iiif_dir(cache_root: Path, file_uuid: str, sha256: str) -> Path:
+    """The IIIF folder of a catalogued file's content (its identifier is `<file uuid>/<sha256[:16]>`)."""
+    if not _UUID.match(file_uuid):  # both names reach the file system: nothing but hex and dashes
+        raise ValueError(f"{file_uuid!r} is not a uuid")
+    return iiif_root(cache_root) / file_uuid / cache_dir(cache_root, sha256).name[:16]
+
+
+def iiif_root(cache_root: Path) -> Path:
+    return Path(cache_root) / IIIF
+
+
+def iiif_key(file_uuid: str, sha256: str) -> str:
+    """The name `lock` and `prune` know an IIIF folder by: `iiif/<uuid>/<sha256[:16]>`."""
+    return f"{IIIF}/{file_uuid}/{sha256[:16]}"
 
 
 def to_display(pixels: np.ndarray) -> np.ndarray:
@@ -141,9 +167,11 @@ def prune(cache_root: Path, max_bytes: int, *, keep: Iterable[str] = (), stale_a
           now: float | None = None, sizes: dict[tuple[str, int], int] | None = None) -> dict[str, Any]:
     """Shrink the cache under `cache_root` to `max_bytes` (file sizes), least recently used first.
 
-    Only whole entries go; entries whose sha256 is in `keep` (being shown) and builds in progress
-    stay even over budget. A folder without manifest untouched for `stale_after` seconds (a
-    build that died) and the remains of an interrupted prune are deleted. An entry is renamed
+    Preview entries and IIIF folders (`iiif_dir`) share the budget and the order. Only whole
+    entries go; entries whose sha256 is in `keep` (being shown: its preview entry and its IIIF
+    folders) and builds in progress stay even over budget. A folder without manifest (or a
+    `.partial` IIIF folder) untouched for `stale_after` seconds (a build that died) and the
+    remains of an interrupted prune are deleted. An entry is renamed
     away before it is deleted, so a concurrent request sees it complete or absent, never half
     gone; in this process an entry being built is never evicted (it holds the build lock).
     Anything else under the root is left alone. `sizes`, a dict kept between calls, remembers
@@ -156,7 +184,8 @@ def prune(cache_root: Path, max_bytes: int, *, keep: Iterable[str] = (), stale_a
     keep = set(keep)
     result: dict[str, float] = {"removed": 0, "removed_bytes": 0, "kept": 0, "kept_bytes": 0, "stale_removed": 0,
               "stale_bytes": 0, "in_progress": 0, "max_bytes": max_bytes}
-    candidates: list[tuple[float, str, str, int, tuple[str, int]]] = []  # evictable: mtime, sha256, folder, bytes
+    # evictable: mtime, name, folder, bytes, sizes key, lock key
+    candidates: list[tuple[float, str, str, int, tuple[str, int], str]] = []
     total = 0
     seen: dict[tuple[str, int], int] = {}
     for shard in _scan(Path(cache_root)):
@@ -191,17 +220,22 @@ def prune(cache_root: Path, max_bytes: int, *, keep: Iterable[str] = (), stale_a
             result["kept"] += 1
             seen[key] = size
             if name not in keep:
-                candidates.append((mtime, name, entry.path, size, key))
+                candidates.append((mtime, name, entry.path, size, key, name))
+    iiif = _scan_iiif(Path(cache_root), {sha[:16] for sha in keep}, stale_after, now, sizes, result)
+    total += iiif.total
+    seen.update(iiif.seen)
+    candidates += iiif.candidates
     candidates.sort()  # least recently used first
-    for mtime, name, path, size, key in candidates:
+    for mtime, name, path, size, key, lock_key in candidates:
         if total <= max_bytes:
             break
-        if _evict(path, name, mtime):
+        if _evict(path, name, mtime, lock_key):
             del seen[key]
             total -= size
             result["removed"] += 1
             result["removed_bytes"] += size
     result["kept"] -= result["removed"]
+    _drop_empty(iiif.parents)
     if sizes is not None:  # what is gone is forgotten
         sizes.clear()
         sizes.update(seen)
@@ -209,6 +243,102 @@ def prune(cache_root: Path, max_bytes: int, *, keep: Iterable[str] = (), stale_a
     result["over_budget"] = total > max_bytes
     result["seconds"] = round(time.perf_counter() - started, 4)
     return result
+
+
+class _Found:
+    """What `_scan_iiif` found: bytes, evictable folders, remembered sizes, the uuid folders seen."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.candidates: list[tuple[float, str, str, int, tuple[str, int], str]] = []
+        self.seen: dict[tuple[str, int], int] = {}
+        self.parents: list[str] = []
+
+
+def _scan_iiif(cache_root: Path, keep: set[str], stale_after: float, now: float,
+               sizes: dict[tuple[str, int], int] | None, result: dict[str, float]) -> _Found:
+    """The IIIF folders under `cache_root/iiif/<uuid>/`: complete ones (at their final name) are
+    candidates; a `.partial` one (being written) counts as a build in progress until it is stale;
+    the remains of an interrupted prune go."""
+    found = _Found()
+    for parent in _scan(iiif_root(cache_root)):
+        if not (_UUID.match(parent.name) and parent.is_dir(follow_symlinks=False)):
+            continue
+        found.parents.append(parent.path)
+        for entry in _scan(Path(parent.path)):
+            name = entry.name
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            if name.startswith(".") and name.endswith(_PRUNING):
+                result["stale_removed"] += 1
+                result["stale_bytes"] += _remove_tree(entry.path)
+                continue
+            if name.startswith(".") and name.endswith(_PARTIAL):
+                try:
+                    mtime = entry.stat(follow_symlinks=False).st_mtime
+                except FileNotFoundError:  # finished (renamed) or given up meanwhile
+                    continue
+                if now - mtime > stale_after:  # a build that died: write_iiif removes its own otherwise
+                    result["stale_removed"] += 1
+                    result["stale_bytes"] += _remove_tree(entry.path)
+                else:
+                    result["in_progress"] += 1
+                    found.total += _tree_bytes(entry.path)
+                continue
+            if not _VERSION.match(name):
+                continue
+            key = (iiif_key(parent.name, name), entry.inode())
+            try:
+                mtime = entry.stat(follow_symlinks=False).st_mtime
+                size = sizes[key] if sizes is not None and key in sizes else _tree_bytes(entry.path, strict=True)
+            except FileNotFoundError:  # evicted by a concurrent prune
+                continue
+            found.total += size
+            found.seen[key] = size
+            result["kept"] += 1
+            if name not in keep:
+                found.candidates.append((mtime, name, entry.path, size, key, key[0]))
+    return found
+
+
+def _tree_bytes(folder: str, strict: bool = False) -> int:
+    """Bytes of the files under `folder`, each hard-linked file once (an IIIF folder names its
+    whole-image tile twice). Files vanishing meanwhile are skipped; with `strict`, the folder
+    itself vanishing raises FileNotFoundError."""
+    size, linked = 0, set()
+    stack = [folder]
+    while stack:
+        current = stack.pop()
+        try:
+            with os.scandir(current) as it:
+                items = list(it)
+        except (FileNotFoundError, NotADirectoryError):
+            if strict and current == folder:
+                raise FileNotFoundError(folder) from None
+            continue
+        for item in items:
+            try:
+                if item.is_dir(follow_symlinks=False):
+                    stack.append(item.path)
+                    continue
+                info = item.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if info.st_nlink > 1:
+                if (info.st_dev, info.st_ino) in linked:
+                    continue
+                linked.add((info.st_dev, info.st_ino))
+            size += info.st_size
+    return size
+
+
+def _drop_empty(folders: list[str]) -> None:
+    """Remove the uuid folders left empty by eviction (a builder recreates one when it needs it)."""
+    for folder in folders:
+        try:
+            os.rmdir(folder)
+        except OSError:  # not empty (the usual case), or gone
+            pass
 
 
 def _scan(folder: Path) -> list[os.DirEntry]:
@@ -232,16 +362,16 @@ def _measure(folder: str) -> tuple[int, bool]:
     return size, complete
 
 
-def _evict(folder: str, sha256: str, mtime: float) -> bool:
+def _evict(folder: str, name: str, mtime: float, lock_key: str | None = None) -> bool:
     """Rename the entry away (its name is free at once, its manifest gone with it), then delete
     it; False when it is left: being built in this process, used since it was measured, or gone."""
-    lock = _lock(sha256)
+    lock = _lock(lock_key or name)
     if not lock.acquire(blocking=False):
         return False
     try:
         if os.stat(folder, follow_symlinks=False).st_mtime != mtime:
             return False
-        trash = os.path.join(os.path.dirname(folder), f".{sha256}.{secrets.token_hex(4)}{_PRUNING}")
+        trash = os.path.join(os.path.dirname(folder), f".{name}.{secrets.token_hex(4)}{_PRUNING}")
         os.rename(folder, trash)
     except FileNotFoundError:
         return False
@@ -252,10 +382,7 @@ def _evict(folder: str, sha256: str, mtime: float) -> bool:
 
 
 def _remove_tree(folder: str) -> int:
-    try:
-        size, _ = _measure(folder)
-    except FileNotFoundError:
-        return 0
+    size = _tree_bytes(folder)
     shutil.rmtree(folder, ignore_errors=True)
     return size
 
@@ -274,6 +401,12 @@ def tile_path(cache_root: Path, sha256: str, manifest: dict[str, Any], col: int,
 
 def _write(path: Path, data: bytes) -> None:
     atomic_write(path, lambda temp: temp.write_bytes(data))
+
+
+def lock(key: str) -> threading.Lock:
+    """The lock a builder holds while it makes the entry named `key` (a sha256, or an IIIF
+    folder's `iiif/<uuid>/<version>`): `prune` never evicts it meanwhile, in this process."""
+    return _lock(key)
 
 
 def _lock(key: str) -> threading.Lock:
