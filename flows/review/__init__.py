@@ -1,1 +1,1 @@
-"""The review web app: `restorium review` (flows.cli_review) serves it on an archive."""
+"""The review web app: `restorium review` (flows.cli.review) serves it on an archive."""

@@ -170,7 +170,7 @@ def test_qa_command_reports_findings_per_file(tmp_path, env, shared_data):
 
 def test_summary_prints_paths_and_reasons_as_they_are(capsys, monkeypatch):
     """Folder and file names are text, not Rich markup: "[old]" stays, "[/old]" does not crash."""
-    from flows import cli
+    from flows.cli.app import _print_summary
 
     monkeypatch.setenv("COLUMNS", "300")
     summary = {
@@ -184,7 +184,7 @@ def test_summary_prints_paths_and_reasons_as_they_are(capsys, monkeypatch):
              "flags": []},
         ],
     }
-    cli._print_summary(summary)
+    _print_summary(summary)
     shown = capsys.readouterr().out
     for text in ("box [old]/a.tif", "masters/box [old]/a.1.tif", "SSIM [low]", "box [/old]/b.tif", "cannot read [/x]"):
         assert text in shown

@@ -20,7 +20,7 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
-from flows import cli_iiif
+from flows.cli import iiif as cli_iiif
 from flows.restore_batch import restore_batch
 from tasks.preservation.iiif_manifest import MASTER_LABEL, SCAN_LABEL, manifest_problems, parse_back
 

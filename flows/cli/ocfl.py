@@ -1,7 +1,7 @@
 """`restorium export ocfl ITEM... STORAGE_ROOT`: each item as an OCFL object (scan, master as
 its service copy, access copy, PREMIS and item metadata), a new version when its master is
 superseded; see tasks/preservation/ocfl_export.py. Registered on the `export` group by
-flows/cli_preservation.py (imported from it only inside the command, so no import cycle)."""
+flows/cli/preservation.py (imported from it only inside the command, so no import cycle)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from flows.console import escape, fail, out, settings_or_fail
+from flows.cli.console import escape, fail, out, settings_or_fail
 from tasks.records.results import ExitCode
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ def export_ocfl(
     when new or empty. Exit 1 when an item failed (the others are done)."""
     from catalog.repository import Catalog
     from config.version import software_agent
-    from flows.cli_preservation import resolve_items
+    from flows.cli.preservation import resolve_items
 
     *refs, dest = items
     if not refs and not run:

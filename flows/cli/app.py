@@ -26,10 +26,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from flows.cli_preservation import register as register_preservation
-from flows.cli_review import register as register_review
-from flows.cli_schedule import register as register_schedule
-from flows.console import err, escape, fail, out, settings_or_fail
+from flows.cli.console import err, escape, fail, out, settings_or_fail
+from flows.cli.preservation import register as register_preservation
+from flows.cli.review import register as register_review
+from flows.cli.schedule import register as register_schedule
 from tasks.records.results import ExitCode, ScanStatus, Verdict, run_exit_code
 from tasks.records.types import AuditRecord
 
@@ -221,7 +221,7 @@ def audit(
         if from_file or as_json:
             fail("--format premis/json exports the item's whole record from the catalog; "
                  "it does not combine with --from-file or --json")
-        from flows.cli_preservation import item_export
+        from flows.cli.preservation import item_export
 
         item_export(master, fmt, settings_or_fail(home=home, catalog_url=catalog_url))
         return
@@ -256,7 +256,7 @@ def audit(
     if as_json:
         out.print_json(json.dumps(data))
     else:
-        from flows.cli_preservation import print_later_events
+        from flows.cli.preservation import print_later_events
 
         _print_audit(data)
         print_later_events(later)
@@ -505,6 +505,3 @@ register_review(app)  # review, reprocess --pending
 def main() -> None:  # pragma: no cover - console entry
     app()
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())

@@ -13,7 +13,7 @@ run in DEST). Each JSON file is written to a temporary sibling and renamed into 
 folder is renamed into place whole, so a server never sees half a file; an item exported again
 reuses its tiles (they are named by the file's content). Each manifest is read back by iiif-prezi3
 and checked against the files in DEST before the command reports it. Registered on the `export`
-group by flows/cli_preservation.py.
+group by flows/cli/preservation.py.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from flows.console import escape, fail, out, settings_or_fail
+from flows.cli.console import escape, fail, out, settings_or_fail
 from tasks.records.results import ExitCode
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def export_iiif(
     Presentation 3 manifest per item, with --run a collection; DEST must be new, empty or a site
     written by this command. Exit 1 when an item failed (the others are done)."""
     from catalog.repository import Catalog
-    from flows.cli_preservation import resolve_items
+    from flows.cli.preservation import resolve_items
     from tasks.preservation import iiif_manifest as iiif
 
     *refs, dest_arg = items

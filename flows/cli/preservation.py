@@ -1,4 +1,4 @@
-"""Preservation commands of `restorium` (registered on the app by flows/cli.py):
+"""Preservation commands of `restorium` (registered on the app by flows/cli/app.py):
 
     approve MASTER --by NAME [--comment TEXT]      a person's approval (an event, append-only)
     reject MASTER --by NAME --comment TEXT         a person's rejection
@@ -13,7 +13,7 @@
 
 Exit codes: 0 done (and everything checked out); 1 done, but something failed (a fixity
 mismatch, a reproduction that differs); 2 nothing done (bad arguments, unknown master ...).
-This module never imports flows.cli (which imports it); the consoles live in flows.console.
+This module never imports flows.cli (which imports it); the consoles live in flows.cli.console.
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from flows import cli_archivematica, cli_iiif, cli_ocfl
-from flows.console import err, escape, fail, out, settings_or_fail
+from flows.cli import archivematica as cli_archivematica
+from flows.cli import iiif as cli_iiif
+from flows.cli import ocfl as cli_ocfl
+from flows.cli.console import err, escape, fail, out, settings_or_fail
 from tasks.records.results import ExitCode
 
 if TYPE_CHECKING:

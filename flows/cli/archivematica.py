@@ -1,6 +1,6 @@
 """`restorium export archivematica [ITEM...] [--run RUN] DEST [--bag]`: an Archivematica standard
 transfer of items (layout and sources: tasks/preservation/archivematica.py), registered on the
-`export` group by flows.cli_preservation.
+`export` group by flows.cli.preservation.
 
 Each item goes with its scan, its newest master (as Archivematica's service copy) and that
 master's access copy; the audit records of what goes and the reports of the runs that made the
@@ -16,7 +16,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from flows.console import escape, fail, out, settings_or_fail
+from flows.cli.console import escape, fail, out, settings_or_fail
 
 Home = Annotated[Optional[Path], typer.Option(help="Archive root (RESTORIUM_HOME).")]
 CatalogUrl = Annotated[Optional[str], typer.Option(help="Catalog URL (RESTORIUM_CATALOG_URL).")]
@@ -35,7 +35,7 @@ def export_archivematica(
     (the newest masters: derivatives of the scans), objects/access/, metadata/metadata.csv,
     premis.xml, checksum.sha256 and submission documentation; DEST must be new or empty."""
     from catalog.repository import Catalog
-    from flows.cli_preservation import resolve_items
+    from flows.cli.preservation import resolve_items
     from tasks.preservation.archivematica import TransferError, TransferItem, choose_files, write_transfer
 
     *refs, dest = items

@@ -1,4 +1,4 @@
-"""Review commands of `restorium` (registered on the app by flows/cli.py):
+"""Review commands of `restorium` (registered on the app by flows/cli/app.py):
 
     review [--host 127.0.0.1] [--port 8765] [--token T | --password-file F] [--queue-only] [--cache-mb N]
         serve the review web app on the archive home and its catalog
@@ -19,7 +19,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from flows.console import escape, fail, out, settings_or_fail
+from flows.cli.console import escape, fail, out, settings_or_fail
 from tasks.records.results import ExitCode
 
 Home = Annotated[Optional[Path], typer.Option(help="Archive root (RESTORIUM_HOME).")]
