@@ -148,50 +148,69 @@ def tiled_forward(
     windows of the same shape go through the network at once (their N stacked). `reduce` (a
     divisor of `scale`) block-averages each tile's output, clipped to [0, 1], on the way out.
     """
+    _check_arguments(x, scale, reduce)
+    n, _, h, w = x.shape
+    windows = plan_windows(h, w, tile=tile, overlap=overlap, context=context, multiple=multiple)
+    if len(windows) == 1:  # one window: nothing to blend
+        return _shrink(_run_window(net, x, scale, multiple), reduce).contiguous(memory_format=torch.channels_last)
+
+    o = scale // reduce  # output pixels per input pixel, after the block mean
+    out: torch.Tensor | None = None
+    weight: torch.Tensor | None = None
+    for group in batches(windows, batch):
+        stacked = torch.cat([x[..., g.wy0 : g.wy1, g.wx0 : g.wx1] for g in group])
+        results = _run_window(net, stacked, scale, multiple)
+        for i, g in enumerate(group):
+            kept = _shrink(_kept_output(results[i * n : (i + 1) * n], g, scale), reduce)
+            if out is None:
+                out, weight = _new_output(n, kept.shape[1], h * o, w * o, x.device, blend=overlap > 0)
+            _add_tile(out, weight, kept, g, o)
+    assert out is not None
+    return out if weight is None else out.div_(weight)
+
+
+def _check_arguments(x: torch.Tensor, scale: int, reduce: int) -> None:
     if x.ndim != 4:
         raise ValueError(f"expected an (N, C, H, W) tensor, got shape {tuple(x.shape)}")
     if scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale}")
     if reduce < 1 or scale % reduce:
         raise ValueError(f"reduce must be a positive divisor of the scale {scale}, got {reduce}")
-    n, _, h, w = x.shape
-    s, r = scale, reduce  # output pixels per input pixel before and after the block mean: s // r
 
-    def shrink(t: torch.Tensor) -> torch.Tensor:
-        t = t.float()  # clipped to the image range first, as the full output would be before resizing
-        return t if r == 1 else F.avg_pool2d(t.clamp(0, 1), r)
 
-    windows = plan_windows(h, w, tile=tile, overlap=overlap, context=context, multiple=multiple)
-    if len(windows) == 1:  # one window: nothing to blend
-        return shrink(_run_window(net, x, s, multiple)).contiguous(memory_format=torch.channels_last)
+def _shrink(t: torch.Tensor, reduce: int) -> torch.Tensor:
+    """A network output as float32, shrunk by `reduce` with a block mean."""
+    t = t.float()  # clipped to the image range first, as the full output would be before resizing
+    return t if reduce == 1 else F.avg_pool2d(t.clamp(0, 1), reduce)
 
-    o = s // r
-    out: torch.Tensor | None = None
-    weight: torch.Tensor | None = None
-    blend = overlap > 0
-    for group in batches(windows, batch):
-        stacked = torch.cat([x[..., g.wy0 : g.wy1, g.wx0 : g.wx1] for g in group])
-        results = _run_window(net, stacked, s, multiple)
-        for i, g in enumerate(group):
-            top, left = (g.y0 - g.wy0) * s, (g.x0 - g.wx0) * s
-            kept = shrink(results[i * n : (i + 1) * n, :, top : top + (g.y1 - g.y0) * s,
-                                  left : left + (g.x1 - g.x0) * s])
-            if out is None:
-                # Made channels_last (not converted: that would be a second full copy); without
-                # blending every pixel is written once, so it need not be zeroed.
-                out = torch.empty((n, kept.shape[1], h * o, w * o), dtype=torch.float32, device=x.device,
-                                  memory_format=torch.channels_last)
-                if blend:
-                    out.zero_()
-                weight = torch.zeros((1, 1, h * o, w * o), dtype=torch.float32, device=x.device) if blend else None
-            region = (..., slice(g.y0 * o, g.y1 * o), slice(g.x0 * o, g.x1 * o))
-            if weight is None:  # no overlap: every output pixel comes from exactly one tile
-                out[region] = kept
-                continue
-            wy = _ramp((g.y1 - g.y0) * o, g.before_y * o, g.after_y * o, x.device)
-            wx = _ramp((g.x1 - g.x0) * o, g.before_x * o, g.after_x * o, x.device)
-            w2 = wy[:, None] * wx[None, :]
-            out[region] += kept * w2
-            weight[region] += w2
-    assert out is not None
-    return out if weight is None else out.div_(weight)
+
+def _kept_output(result: torch.Tensor, g: Window, scale: int) -> torch.Tensor:
+    """The network's output for the window `g` without its context: the pixels the tile keeps."""
+    top, left = (g.y0 - g.wy0) * scale, (g.x0 - g.wx0) * scale
+    return result[:, :, top : top + (g.y1 - g.y0) * scale, left : left + (g.x1 - g.x0) * scale]
+
+
+def _new_output(n: int, channels: int, h: int, w: int, device: torch.device, *,
+                blend: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The output image, and the sum of blend weights per pixel (None when tiles do not overlap)."""
+    # Made channels_last (not converted: that would be a second full copy); without
+    # blending every pixel is written once, so it need not be zeroed.
+    out = torch.empty((n, channels, h, w), dtype=torch.float32, device=device, memory_format=torch.channels_last)
+    if blend:
+        out.zero_()
+    weight = torch.zeros((1, 1, h, w), dtype=torch.float32, device=device) if blend else None
+    return out, weight
+
+
+def _add_tile(out: torch.Tensor, weight: torch.Tensor | None, kept: torch.Tensor, g: Window, o: int) -> None:
+    """Write a tile's kept output (`o` output pixels per input pixel) into `out`, feathered where
+    it overlaps its neighbours."""
+    region = (..., slice(g.y0 * o, g.y1 * o), slice(g.x0 * o, g.x1 * o))
+    if weight is None:  # no overlap: every output pixel comes from exactly one tile
+        out[region] = kept
+        return
+    wy = _ramp((g.y1 - g.y0) * o, g.before_y * o, g.after_y * o, out.device)
+    wx = _ramp((g.x1 - g.x0) * o, g.before_x * o, g.after_x * o, out.device)
+    w2 = wy[:, None] * wx[None, :]
+    out[region] += kept * w2
+    weight[region] += w2

@@ -307,6 +307,37 @@ def _prepare_target(models_dir: Path, error: type[WeightsError]) -> None:
         )
 
 
+@contextlib.contextmanager
+def _part_file(models_dir: Path, filename: str) -> Iterator[tuple[int, Path]]:
+    """An open temporary file beside `filename` in `models_dir` (its descriptor and path), removed
+    on the way out unless it was moved into place."""
+    fd, tmp_name = tempfile.mkstemp(dir=models_dir, prefix=f".{filename}.", suffix=".part")
+    os.fchmod(fd, _FILE_MODE)
+    tmp = Path(tmp_name)
+    try:
+        yield fd, tmp
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def _copy_hashing(read: Callable[[int], bytes], out: BinaryIO) -> tuple[str, int]:
+    """Copy everything `read` gives into `out`, flushed to disk; the sha256 and size of the bytes."""
+    digest_obj, size = hashlib.sha256(), 0
+    while chunk := read(_CHUNK):
+        out.write(chunk)
+        digest_obj.update(chunk)
+        size += len(chunk)
+    out.flush()
+    os.fsync(out.fileno())
+    return digest_obj.hexdigest(), size
+
+
+def _move_into_place(tmp: Path, dest: Path, models_dir: Path) -> None:
+    os.replace(tmp, dest)
+    _fsync_dir(models_dir)
+
+
 # --- fetching --------------------------------------------------------------------------------
 
 def _open_bounded(request: urllib.request.Request, timeout: float) -> Any:
@@ -356,63 +387,71 @@ def fetch(
         )
     models_dir = Path(models_dir).expanduser().resolve()
     dest = models_dir / card.filename
-    if dest.is_file():
-        digest = cached_sha256(dest, models_dir)
-        if card.sha256 is None or digest == card.sha256:
-            return resolve(name, models_dir)
-        if not force:
-            raise FetchError(
-                f"{dest} already exists and is not the published file (sha256 {digest}, published "
-                f"{card.sha256}); pass --force to replace it with the download"
-            )
+    if dest.is_file() and _keep_present_file(card, dest, models_dir, force=force):
+        return resolve(name, models_dir)
     _prepare_target(models_dir, FetchError)
 
-    fd, tmp_name = tempfile.mkstemp(dir=models_dir, prefix=f".{card.filename}.", suffix=".part")
-    os.fchmod(fd, _FILE_MODE)
-    tmp = Path(tmp_name)
-    try:
-        digest_obj, size = hashlib.sha256(), 0
-        request = urllib.request.Request(source, headers={"User-Agent": "restorium-models-fetch"})
-        started = time.monotonic()
-        try:
-            with os.fdopen(fd, "wb") as fh, _open_bounded(request, timeout) as response:
-                expected_size = int(response.headers.get("Content-Length") or 0) or None
-                while chunk := response.read(_CHUNK):
-                    fh.write(chunk)
-                    digest_obj.update(chunk)
-                    size += len(chunk)
-                fh.flush()
-                os.fsync(fh.fileno())
-        except (OSError, http.client.HTTPException, ValueError) as exc:  # URLError is an OSError
-            reason: object = exc
-            if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
-                reason = exc.reason
-            raise FetchError(
-                f"could not download model {name!r} from {source}: {reason} "
-                f"(after {time.monotonic() - started:.1f} s). Offline? Download the file elsewhere and "
-                f"run: restorium models import PATH --name {name}"
-            ) from exc
-        if expected_size is not None and size != expected_size:
-            raise FetchError(f"download of {source} is truncated: {size} of {expected_size} bytes")
-        digest = digest_obj.hexdigest()
-        if card.sha256 is not None and digest != card.sha256:
-            raise FetchError(
-                f"download of {source} does not verify: sha256 {digest}, expected {card.sha256}; "
-                "the file was discarded"
-            )
-        if card.sha256 is None:
-            try:
-                _check_loads(card, tmp, source)
-            except ImportWeightsError as exc:
-                raise FetchError(f"download of {source} is not usable: {exc}") from exc
-        os.replace(tmp, dest)
-        _fsync_dir(models_dir)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    with _part_file(models_dir, card.filename) as (fd, tmp):
+        digest = _download(name, source, fd, timeout)
+        _verify_download(card, source, digest, tmp)
+        _move_into_place(tmp, dest, models_dir)
     if name in read_registry(models_dir)["models"]:  # a replaced import: the file is the published one now
         _update_json(_registry_path(models_dir), lambda data: data.get("models", {}).pop(name, None))
     return resolve(name, models_dir)
+
+
+def _keep_present_file(card: ModelCard, dest: Path, models_dir: Path, *, force: bool) -> bool:
+    """Whether the file already at `dest` is kept instead of downloaded again; a file that is not
+    the published one is refused unless `force`."""
+    digest = cached_sha256(dest, models_dir)
+    if card.sha256 is None or digest == card.sha256:
+        return True
+    if not force:
+        raise FetchError(
+            f"{dest} already exists and is not the published file (sha256 {digest}, published "
+            f"{card.sha256}); pass --force to replace it with the download"
+        )
+    return False
+
+
+def _download(name: str, source: str, fd: int, timeout: float) -> str:
+    """Write `source` into the file open as `fd` (closing it); the sha256 of the download."""
+    request = urllib.request.Request(source, headers={"User-Agent": "restorium-models-fetch"})
+    started = time.monotonic()
+    try:
+        with os.fdopen(fd, "wb") as fh, _open_bounded(request, timeout) as response:
+            expected_size = int(response.headers.get("Content-Length") or 0) or None
+            digest, size = _copy_hashing(response.read, fh)
+    except (OSError, http.client.HTTPException, ValueError) as exc:  # URLError is an OSError
+        raise _download_failed(name, source, exc, started) from exc
+    if expected_size is not None and size != expected_size:
+        raise FetchError(f"download of {source} is truncated: {size} of {expected_size} bytes")
+    return digest
+
+
+def _download_failed(name: str, source: str, exc: Exception, started: float) -> FetchError:
+    reason: object = exc
+    if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
+        reason = exc.reason
+    return FetchError(
+        f"could not download model {name!r} from {source}: {reason} "
+        f"(after {time.monotonic() - started:.1f} s). Offline? Download the file elsewhere and "
+        f"run: restorium models import PATH --name {name}"
+    )
+
+
+def _verify_download(card: ModelCard, source: str, digest: str, tmp: Path) -> None:
+    """Refuse a download that is not the published file, or (nothing published) does not load."""
+    if card.sha256 is not None and digest != card.sha256:
+        raise FetchError(
+            f"download of {source} does not verify: sha256 {digest}, expected {card.sha256}; "
+            "the file was discarded"
+        )
+    if card.sha256 is None:
+        try:
+            _check_loads(card, tmp, source)
+        except ImportWeightsError as exc:
+            raise FetchError(f"download of {source} is not usable: {exc}") from exc
 
 
 # --- importing -------------------------------------------------------------------------------
@@ -456,52 +495,50 @@ def import_weights(
         raise ImportWeightsError(f"model name {name!r}: use letters, digits, '.', '_' and '-' only")
     models_dir = Path(models_dir).expanduser().resolve()
     registry = read_registry(models_dir) if models_dir.is_dir() else {"models": {}}
-    if name in CARDS:
-        if like is not None and like != name:
-            raise ImportWeightsError(f"{name!r} is a known model: it has its own architecture, drop like={like!r}")
-        like, card, filename = None, CARDS[name], CARDS[name].filename
-    else:
-        like = like or registry["models"].get(name, {}).get("like")
-        if like is None:
-            raise ImportWeightsError(
-                f"{name!r} is a new model name: say which known model's architecture the file has "
-                f"(--like, one of: {', '.join(sorted(CARDS))})"
-            )
-        if like not in CARDS:
-            raise ImportWeightsError(f"--like {like!r} is not a known model (one of: {', '.join(sorted(CARDS))})")
-        card = replace(CARDS[like], name=name, url=None, sha256=None)
-        filename = f"{name}{src.suffix or '.pth'}"
-        card = replace(card, filename=filename)
+    card, like = _card_to_import(name, like, registry, src)
+    filename = card.filename
 
     _prepare_target(models_dir, ImportWeightsError)
     dest = models_dir / filename
-    fd, tmp_name = tempfile.mkstemp(dir=models_dir, prefix=f".{filename}.", suffix=".part")
-    os.fchmod(fd, _FILE_MODE)
-    tmp = Path(tmp_name)
-    try:
-        digest_obj = hashlib.sha256()
+    with _part_file(models_dir, filename) as (fd, tmp):
         with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
-            while chunk := inp.read(_CHUNK):
-                out.write(chunk)
-                digest_obj.update(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        digest = digest_obj.hexdigest()
+            digest, _ = _copy_hashing(inp.read, out)
         if dest.exists() and not overwrite and cached_sha256(dest, models_dir) != digest:
             raise ImportWeightsError(
                 f"{dest} already exists with other content; pass --overwrite to replace it"
             )
         _check_loads(card, tmp, src)  # the exact bytes that will be registered
-        os.replace(tmp, dest)
-        _fsync_dir(models_dir)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        _move_into_place(tmp, dest, models_dir)
 
+    _register_import(models_dir, name, card, like, digest, src)
+    return resolve(name, models_dir)
+
+
+def _card_to_import(name: str, like: str | None, registry: dict[str, Any],
+                    src: Path) -> tuple[ModelCard, str | None]:
+    """The card the imported file is checked against and registered under, and the known model
+    whose architecture it has (None when `name` is itself a known model)."""
+    if name in CARDS:
+        if like is not None and like != name:
+            raise ImportWeightsError(f"{name!r} is a known model: it has its own architecture, drop like={like!r}")
+        return CARDS[name], None
+    like = like or registry["models"].get(name, {}).get("like")
+    if like is None:
+        raise ImportWeightsError(
+            f"{name!r} is a new model name: say which known model's architecture the file has "
+            f"(--like, one of: {', '.join(sorted(CARDS))})"
+        )
+    if like not in CARDS:
+        raise ImportWeightsError(f"--like {like!r} is not a known model (one of: {', '.join(sorted(CARDS))})")
+    card = replace(CARDS[like], name=name, url=None, sha256=None)
+    return replace(card, filename=f"{name}{src.suffix or '.pth'}"), like
+
+
+def _register_import(models_dir: Path, name: str, card: ModelCard, like: str | None, digest: str,
+                     src: Path) -> None:
     entry = {
-        "file": filename, "sha256": digest, "architecture": card.architecture, "like": like,
+        "file": card.filename, "sha256": digest, "architecture": card.architecture, "like": like,
         "source": str(src.resolve()),
         "imported_at": dt.datetime.now(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     _update_json(_registry_path(models_dir), lambda data: data.setdefault("models", {}).__setitem__(name, entry))
-    return resolve(name, models_dir)

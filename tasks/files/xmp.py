@@ -344,65 +344,127 @@ def embed(
     doc_uuid = document_uuid or record.master.get("uuid")
     if not doc_uuid:
         raise EmbedError(f"{path}: no document uuid (record.master has no 'uuid')")
-    _refuse_bigtiff(path)
-    try:
-        target = pyexiv2.Image(str(path))
-    except Exception as exc:
-        raise EmbedError(f"{path}: pyexiv2 cannot open it: {exc}") from exc
+    target = _open_target(path)
     try:
         mime = target.get_mime_type()
         if mime not in _SCRATCH_KINDS:
             raise EmbedError(f"{path}: cannot embed provenance in {mime or 'an unknown format'}")
         now = utc_now()
         extra = dict(extra or {})
-        # The cataloguer's sheet wins: where it gives title, creator, rights ... the scan's own
-        # values (a scanner operator's, a photographer's) are dropped, not merged.
-        item_exif = descriptive.item_exif(item) if item else {}
-        item_iptc = descriptive.item_iptc(item) if item else {}
-        described = {**(descriptive.item_xmp(item) if item else {}),
-                     **{_NS + k: v for k, v in descriptive.sampling_properties(ppi, capture_ppi).items()}}
-        superseded_exif = {*item_exif, *(descriptive.superseded_exif(item) if item else ())}
-        superseded_xmp = descriptive.superseded_xmp(item) if item else set()
-        carried_exif = _valid(path, mime, "exif", {k: v for k, v in _carried_exif(source.exif).items()
-                                                   if k not in superseded_exif}, _single_keys)
-        if source.icc is None or target.read_icc() != source.icc:
-            carried_exif.pop("Exif.Photo.ColorSpace", None)  # it described the original's profile
-        own_exif = _own_exif(record, now, mime=mime, gray=_is_gray_jpeg(path, mime),
-                             size=(target.get_pixel_width(), target.get_pixel_height()))
-        exif = {**carried_exif, **item_exif, **own_exif, **_with_prefix(extra, "Exif.")}
-        exif.setdefault("Exif.Photo.ColorSpace", "65535")  # "uncalibrated": the ICC profile says
-        carried_iptc = _valid(path, mime, "iptc", {k: v for k, v in source.iptc.items()
-                                                   if k not in _IPTC_DROP and k not in item_iptc}, _single_keys)
-        iptc = _own_iptc({**carried_iptc, **item_iptc})
-        iptc.update(_with_prefix(extra, "Iptc."))
-        carried_xmp = _valid(path, mime, "xmp", {k: v for k, v in _carried_xmp(source.xmp).items()
-                                                 if _xmp_property(k) not in superseded_xmp}, _xmp_groups)
-        own_xmp = _own_xmp(record, source, carried_xmp, role=role, doc_uuid=doc_uuid, mime=mime, now=now)
-        own_xmp.update(described)
-        own_xmp.update(_with_prefix(extra, "Xmp."))
-        try:
-            scratch = _scratch(mime, exif, iptc, {**carried_xmp, **own_xmp})
-        except Exception as exc:  # noqa: BLE001 - exiv2 raises untyped errors: carrying metadata over is best-effort
-            # All together may not fit where each part did (a JPEG's XMP is limited to 64 KB):
-            # keep our provenance, drop the original's XMP.
-            log.warning("%s: the original's XMP cannot be carried over with the provenance (%s); "
-                        "writing the provenance alone", path, exc)
-            own_xmp = _own_xmp(record, source, {}, role=role, doc_uuid=doc_uuid, mime=mime, now=now)
-            own_xmp.update(described)
-            own_xmp.update(_with_prefix(extra, "Xmp."))
-            try:
-                scratch = _scratch(mime, exif, iptc, own_xmp)
-            except Exception as exc2:
-                raise EmbedError(f"{path}: cannot write its provenance metadata: {exc2}") from exc2
-        try:
-            scratch.copy_to_another_image(target, exif=True, iptc=True, xmp=True,
-                                          comment=False, icc=False, thumbnail=False)
-        except Exception as exc:
-            raise EmbedError(f"{path}: pyexiv2 failed to write metadata: {exc}") from exc
-        finally:
-            scratch.close()
+        described = _describe(item, ppi, capture_ppi)
+        exif = _exif_to_write(path, target, mime, record, source, described, extra, now)
+        iptc = _iptc_to_write(path, mime, source, described, extra)
+        carried_xmp = _xmp_to_carry(path, mime, source, described)
+        own_xmp = functools.partial(_provenance_xmp, record, source, described=described, extra=extra,
+                                    role=role, doc_uuid=doc_uuid, mime=mime, now=now)
+        scratch = _scratch_with_provenance(path, mime, exif, iptc, carried_xmp, own_xmp)
+        _write_from_scratch(path, scratch, target)
     finally:
         target.close()
+
+
+def _open_target(path: Path) -> pyexiv2.Image:
+    _refuse_bigtiff(path)
+    try:
+        return pyexiv2.Image(str(path))
+    except Exception as exc:
+        raise EmbedError(f"{path}: pyexiv2 cannot open it: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class _Described:
+    """What the item sheet and the sampling rate put into the file (`exif`, `iptc`, `xmp`), and
+    which of the original's own EXIF keys and XMP properties they replace."""
+
+    exif: dict[str, str]
+    iptc: dict[str, Any]
+    xmp: dict[str, Any]
+    superseded_exif: set[str]
+    superseded_xmp: set[str]
+
+
+def _describe(item: ItemMetadata | None, ppi: float | None, capture_ppi: float | None) -> _Described:
+    # The cataloguer's sheet wins: where it gives title, creator, rights ... the scan's own
+    # values (a scanner operator's, a photographer's) are dropped, not merged.
+    item_exif = descriptive.item_exif(item) if item else {}
+    item_iptc = descriptive.item_iptc(item) if item else {}
+    described = {**(descriptive.item_xmp(item) if item else {}),
+                 **{_NS + k: v for k, v in descriptive.sampling_properties(ppi, capture_ppi).items()}}
+    superseded_exif = {*item_exif, *(descriptive.superseded_exif(item) if item else ())}
+    superseded_xmp = descriptive.superseded_xmp(item) if item else set()
+    return _Described(item_exif, item_iptc, described, superseded_exif, superseded_xmp)
+
+
+def _exif_to_write(path: Path, target: pyexiv2.Image, mime: str, record: AuditRecord, source: SourceMetadata,
+                   described: _Described, extra: dict[str, Any], now: str) -> dict[str, Any]:
+    carried_exif = _valid(path, mime, "exif", {k: v for k, v in _carried_exif(source.exif).items()
+                                               if k not in described.superseded_exif}, _single_keys)
+    if source.icc is None or target.read_icc() != source.icc:
+        carried_exif.pop("Exif.Photo.ColorSpace", None)  # it described the original's profile
+    own_exif = _own_exif(record, now, mime=mime, gray=_is_gray_jpeg(path, mime),
+                         size=(target.get_pixel_width(), target.get_pixel_height()))
+    exif = {**carried_exif, **described.exif, **own_exif, **_with_prefix(extra, "Exif.")}
+    exif.setdefault("Exif.Photo.ColorSpace", "65535")  # "uncalibrated": the ICC profile says
+    return exif
+
+
+def _iptc_to_write(path: Path, mime: str, source: SourceMetadata, described: _Described,
+                   extra: dict[str, Any]) -> dict[str, Any]:
+    carried_iptc = _valid(path, mime, "iptc", {k: v for k, v in source.iptc.items()
+                                               if k not in _IPTC_DROP and k not in described.iptc}, _single_keys)
+    iptc = _own_iptc({**carried_iptc, **described.iptc})
+    iptc.update(_with_prefix(extra, "Iptc."))
+    return iptc
+
+
+def _xmp_to_carry(path: Path, mime: str, source: SourceMetadata, described: _Described) -> dict[str, Any]:
+    return _valid(path, mime, "xmp", {k: v for k, v in _carried_xmp(source.xmp).items()
+                                      if _xmp_property(k) not in described.superseded_xmp}, _xmp_groups)
+
+
+def _provenance_xmp(record: AuditRecord, source: SourceMetadata, carried: dict[str, Any], *,
+                    described: _Described, extra: dict[str, Any], role: str, doc_uuid: str, mime: str,
+                    now: str) -> dict[str, Any]:
+    """Our XMP, written beside the `carried` part of the original's."""
+    own_xmp = _own_xmp(record, source, carried, role=role, doc_uuid=doc_uuid, mime=mime, now=now)
+    own_xmp.update(described.xmp)
+    own_xmp.update(_with_prefix(extra, "Xmp."))
+    return own_xmp
+
+
+def _scratch_with_provenance(
+    path: Path,
+    mime: str,
+    exif: dict[str, Any],
+    iptc: dict[str, Any],
+    carried_xmp: dict[str, Any],
+    own_xmp: Callable[[dict[str, Any]], dict[str, Any]],
+) -> pyexiv2.ImageData:
+    """The scratch image holding all the new metadata; `own_xmp(carried)` is our XMP."""
+    xmp = own_xmp(carried_xmp)
+    try:
+        return _scratch(mime, exif, iptc, {**carried_xmp, **xmp})
+    except Exception as exc:  # noqa: BLE001 - exiv2 raises untyped errors: carrying metadata over is best-effort
+        # All together may not fit where each part did (a JPEG's XMP is limited to 64 KB):
+        # keep our provenance, drop the original's XMP.
+        log.warning("%s: the original's XMP cannot be carried over with the provenance (%s); "
+                    "writing the provenance alone", path, exc)
+        xmp = own_xmp({})
+        try:
+            return _scratch(mime, exif, iptc, xmp)
+        except Exception as exc2:
+            raise EmbedError(f"{path}: cannot write its provenance metadata: {exc2}") from exc2
+
+
+def _write_from_scratch(path: Path, scratch: pyexiv2.ImageData, target: pyexiv2.Image) -> None:
+    """Copy the scratch image's metadata onto the file in one write (and close the scratch)."""
+    try:
+        scratch.copy_to_another_image(target, exif=True, iptc=True, xmp=True,
+                                      comment=False, icc=False, thumbnail=False)
+    except Exception as exc:
+        raise EmbedError(f"{path}: pyexiv2 failed to write metadata: {exc}") from exc
+    finally:
+        scratch.close()
 
 
 def _refuse_bigtiff(path: Path) -> None:

@@ -15,7 +15,15 @@ from typing import Any, Literal
 
 from PIL import ImageCms
 
-from config.capture import CaptureProfile, PpiRule, Severity
+from config.capture import (
+    BitDepthRule,
+    CaptureProfile,
+    FormatRule,
+    IccPresentRule,
+    LongEdgeRule,
+    PpiRule,
+    Severity,
+)
 from tasks.records.types import TechnicalMetadata
 
 RuleVerdict = Literal["pass", "warn", "fail", "skipped"]
@@ -76,49 +84,21 @@ def check_capture(
     rules = profile.rules
     name = profile.name
     results: list[RuleResult] = []
-    long_edge = max(tech.width, tech.height)
     info = read_icc(icc) if icc else None
 
     if rules.format:
-        fmt = rules.format
-        ok = tech.format.upper() in fmt.allowed
-        results.append(RuleResult(
-            "format", "pass" if ok else fmt.severity, tech.format, fmt.allowed,
-            f"format {tech.format} {'is' if ok else 'is not'} allowed by {name} (allowed: {', '.join(fmt.allowed)})",
-        ))
+        results.append(_format_result(tech, rules.format, name))
     if rules.bit_depth:
-        depth = rules.bit_depth
-        ok = tech.bit_depth >= depth.min
-        results.append(RuleResult(
-            "bit_depth", "pass" if ok else depth.severity, tech.bit_depth, depth.min,
-            f"bit depth {tech.bit_depth} per channel {'≥' if ok else '<'} {depth.min} {_required(depth.severity)} by {name}",
-        ))
+        results.append(_bit_depth_result(tech, rules.bit_depth, name))
     if rules.ppi:
         results.append(_ppi_result("ppi", "ppi", tech.ppi, rules.ppi, name,
                                    missing="no resolution (ppi) recorded in the file"))
     if rules.effective_ppi:
-        effective = None
-        if physical_long_edge_mm and physical_long_edge_mm > 0:
-            effective = round(long_edge / (physical_long_edge_mm / MM_PER_INCH), 1)
-        results.append(_ppi_result(
-            "effective_ppi", "effective ppi", effective, rules.effective_ppi, name,
-            missing="no catalogued physical size, so the effective ppi is unknown",
-            detail=f" ({long_edge} px over a {physical_long_edge_mm:g} mm long edge)" if effective else "",
-        ))
+        results.append(_effective_ppi_result(tech, rules.effective_ppi, name, physical_long_edge_mm))
     if rules.long_edge:
-        edge = rules.long_edge
-        ok = long_edge >= edge.min
-        results.append(RuleResult(
-            "long_edge", "pass" if ok else edge.severity, long_edge, edge.min,
-            f"long edge {long_edge} px {'≥' if ok else '<'} {edge.min} px {_required(edge.severity)} by {name}",
-        ))
+        results.append(_long_edge_result(tech, rules.long_edge, name))
     if rules.icc_present:
-        icc_rule = rules.icc_present
-        present = bool(icc) or tech.has_icc
-        results.append(RuleResult(
-            "icc_present", "pass" if present else icc_rule.severity, present, True,
-            "ICC profile embedded" if present else f"no ICC profile embedded; one is {_required(icc_rule.severity)} by {name}",
-        ))
+        results.append(_icc_present_result(tech, icc, rules.icc_present, name))
     if rules.icc_color_space:
         results.append(_color_space_result(tech, icc, info, rules.icc_color_space.allowed,
                                            rules.icc_color_space.severity, name))
@@ -128,6 +108,58 @@ def check_capture(
 
     verdict: RuleVerdict = max((r.verdict for r in results), key=_RANK.__getitem__, default="pass")
     return CaptureCheck(profile=name, verdict="pass" if verdict == "skipped" else verdict, results=results)
+
+
+def _long_edge(tech: TechnicalMetadata) -> int:
+    return max(tech.width, tech.height)
+
+
+def _format_result(tech: TechnicalMetadata, fmt: FormatRule, name: str) -> RuleResult:
+    ok = tech.format.upper() in fmt.allowed
+    return RuleResult(
+        "format", "pass" if ok else fmt.severity, tech.format, fmt.allowed,
+        f"format {tech.format} {'is' if ok else 'is not'} allowed by {name} (allowed: {', '.join(fmt.allowed)})",
+    )
+
+
+def _bit_depth_result(tech: TechnicalMetadata, depth: BitDepthRule, name: str) -> RuleResult:
+    ok = tech.bit_depth >= depth.min
+    return RuleResult(
+        "bit_depth", "pass" if ok else depth.severity, tech.bit_depth, depth.min,
+        f"bit depth {tech.bit_depth} per channel {'≥' if ok else '<'} {depth.min} {_required(depth.severity)} by {name}",
+    )
+
+
+def _effective_ppi_result(tech: TechnicalMetadata, rule: PpiRule, name: str,
+                          physical_long_edge_mm: float | None) -> RuleResult:
+    """The pixels per inch of the object itself: the long edge over its catalogued physical size."""
+    long_edge = _long_edge(tech)
+    effective = None
+    if physical_long_edge_mm and physical_long_edge_mm > 0:
+        effective = round(long_edge / (physical_long_edge_mm / MM_PER_INCH), 1)
+    return _ppi_result(
+        "effective_ppi", "effective ppi", effective, rule, name,
+        missing="no catalogued physical size, so the effective ppi is unknown",
+        detail=f" ({long_edge} px over a {physical_long_edge_mm:g} mm long edge)" if effective else "",
+    )
+
+
+def _long_edge_result(tech: TechnicalMetadata, edge: LongEdgeRule, name: str) -> RuleResult:
+    long_edge = _long_edge(tech)
+    ok = long_edge >= edge.min
+    return RuleResult(
+        "long_edge", "pass" if ok else edge.severity, long_edge, edge.min,
+        f"long edge {long_edge} px {'≥' if ok else '<'} {edge.min} px {_required(edge.severity)} by {name}",
+    )
+
+
+def _icc_present_result(tech: TechnicalMetadata, icc: bytes | None, icc_rule: IccPresentRule,
+                        name: str) -> RuleResult:
+    present = bool(icc) or tech.has_icc
+    return RuleResult(
+        "icc_present", "pass" if present else icc_rule.severity, present, True,
+        "ICC profile embedded" if present else f"no ICC profile embedded; one is {_required(icc_rule.severity)} by {name}",
+    )
 
 
 def _required(severity: str) -> str:
