@@ -343,7 +343,7 @@ def _tag(
     run: StepContext, image: DecodedImage, recipe: Recipe, plan: Plan, qa: dict[str, Any],
     master_rgb: np.ndarray, faces: list, flags: list[str],
 ) -> ScanOutcome:
-    job, kit = run.job, run.kit
+    job = run.job
     with run.step(TAG) as step:
         master_values = cv2.cvtColor(master_rgb, cv2.COLOR_RGB2GRAY) if image.is_gray else master_rgb
         pixels = quantize_in_place(np.ascontiguousarray(master_values, dtype=np.float32), image.bit_depth)  # float gone
@@ -352,7 +352,6 @@ def _tag(
             alpha = from_float(
                 upscale_alpha(to_float(image.alpha), plan.target_width, plan.target_height), image.bit_depth,
             )
-        resolved = plan.resolved(recipe)
         # A profile that cannot describe the pixels (say RGB on a grayscale scan) would make the
         # master lie about its colours: it is left out, and the step says why.
         icc_dropped = icc_problem(image.icc, image.is_gray)
@@ -361,32 +360,10 @@ def _tag(
         # marked as interpolated, and the scan's own sampling rate goes with it.
         master_ppi = round(image.ppi * plan.target_width / image.width, 3) if image.ppi else None
         item = _item(job)
-        step.record(
-            "master TIFF and access JPEG written with embedded provenance",
-            {"master": {"format": "TIFF", "bit_depth": image.bit_depth,
-                        "compression": recipe.output.master_compression},
-             "access": {"format": "JPEG", "quality": recipe.output.access_quality,
-                        "long_edge": recipe.output.access_long_edge},
-             "review_sheet": recipe.output.review_sheet,
-             "icc_carried": icc is not None, "icc_dropped": icc_dropped,
-             "ppi": {"capture": image.ppi, "master": master_ppi,
-                     "interpolated": bool(master_ppi and master_ppi != image.ppi)},
-             "item": item.identifier if item else None,
-             "content_credentials": "C2PA, signed after this XMP" if job.signing else None},
-        )
-        record = AuditRecord(
-            master={"uuid": job.master_uuid, "path": job.master_path, "sha256": ""},
-            original={"uuid": job.original_uuid, "path": job.catalogued_path or job.original_path,
-                      "sha256": job.original_sha256,
-                      "item_uuid": job.item_uuid, "identifier": job.item_identifier},
-            derivation_key=job.derivation_key,
-            recipe={"name": recipe.name, "hash": job.recipe_hash, "resolved": resolved,
-                    "plan_reasons": plan.reasons},
-            run={"uuid": job.run_uuid},
-            software={"name": kit.software.name, "version": kit.software.version},
-            models=list(run.models),
-            steps=list(job.prior_steps) + run.steps,
-        )
+        step.record("master TIFF and access JPEG written with embedded provenance",
+                    _tag_parameters(job, recipe, image, icc_dropped, master_ppi, item))
+        resolved = plan.resolved(recipe)
+        record = _audit_record(run, recipe, plan, resolved)
         source = read_source_metadata(Path(job.original_path))
         master = write_master(
             Path(job.master_path), pixels, alpha, icc=icc, ppi=master_ppi, capture_ppi=image.ppi, item=item,
@@ -407,6 +384,39 @@ def _tag(
         derivation_key=job.derivation_key, original_sha256=job.original_sha256, status=ScanStatus.MASTERED,
         qa=qa, resolved_recipe=resolved, plan_reasons=plan.reasons, flags=flags,
         steps=run.steps, master=master, access=access, review=review, iiif=iiif, timings=run.timings,
+    )
+
+
+def _tag_parameters(
+    job: ScanJob, recipe: Recipe, image: DecodedImage, icc_dropped: str | None, master_ppi: float | None,
+    item: ItemMetadata | None,
+) -> dict[str, Any]:
+    return {
+        "master": {"format": "TIFF", "bit_depth": image.bit_depth, "compression": recipe.output.master_compression},
+        "access": {"format": "JPEG", "quality": recipe.output.access_quality,
+                   "long_edge": recipe.output.access_long_edge},
+        "review_sheet": recipe.output.review_sheet,
+        "icc_carried": image.icc is not None and not icc_dropped, "icc_dropped": icc_dropped,
+        "ppi": {"capture": image.ppi, "master": master_ppi,
+                "interpolated": bool(master_ppi and master_ppi != image.ppi)},
+        "item": item.identifier if item else None,
+        "content_credentials": "C2PA, signed after this XMP" if job.signing else None,
+    }
+
+
+def _audit_record(run: StepContext, recipe: Recipe, plan: Plan, resolved: dict[str, Any]) -> AuditRecord:
+    """How the master was made, as its XMP carries it (the catalog's record must equal it)."""
+    job, kit = run.job, run.kit
+    return AuditRecord(
+        master={"uuid": job.master_uuid, "path": job.master_path, "sha256": ""},
+        original={"uuid": job.original_uuid, "path": job.catalogued_path or job.original_path,
+                  "sha256": job.original_sha256, "item_uuid": job.item_uuid, "identifier": job.item_identifier},
+        derivation_key=job.derivation_key,
+        recipe={"name": recipe.name, "hash": job.recipe_hash, "resolved": resolved, "plan_reasons": plan.reasons},
+        run={"uuid": job.run_uuid},
+        software={"name": kit.software.name, "version": kit.software.version},
+        models=list(run.models),
+        steps=list(job.prior_steps) + run.steps,
     )
 
 
