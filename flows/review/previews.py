@@ -31,8 +31,9 @@ import shutil
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -180,125 +181,166 @@ def prune(cache_root: Path, max_bytes: int, *, keep: Iterable[str] = (), stale_a
     if max_bytes < 0:
         raise ValueError(f"max_bytes {max_bytes}: expected 0 or more")
     started = time.perf_counter()
-    now = time.time() if now is None else now
+    survey = _Survey(stale_after=stale_after, now=time.time() if now is None else now, sizes=sizes,
+                     result=_empty_result(max_bytes))
     keep = set(keep)
-    result: dict[str, float] = {"removed": 0, "removed_bytes": 0, "kept": 0, "kept_bytes": 0, "stale_removed": 0,
-              "stale_bytes": 0, "in_progress": 0, "max_bytes": max_bytes}
-    # evictable: mtime, name, folder, bytes, sizes key, lock key
-    candidates: list[tuple[float, str, str, int, tuple[str, int], str]] = []
-    total = 0
-    seen: dict[tuple[str, int], int] = {}
-    for shard in _scan(Path(cache_root)):
-        if not (_SHARD.match(shard.name) and shard.is_dir(follow_symlinks=False)):
-            continue
-        for entry in _scan(Path(shard.path)):
-            name = entry.name
-            if name.startswith(".") and name.endswith(_PRUNING) and entry.is_dir(follow_symlinks=False):
-                result["stale_removed"] += 1  # an earlier prune was interrupted
-                result["stale_bytes"] += _remove_tree(entry.path)
-                continue
-            if not (_SHA.match(name) and entry.is_dir(follow_symlinks=False)):
-                continue
-            key = (name, entry.inode())
-            try:
-                mtime = entry.stat(follow_symlinks=False).st_mtime
-                if sizes is not None and key in sizes:
-                    size, complete = sizes[key], True
-                else:
-                    size, complete = _measure(entry.path)
-            except FileNotFoundError:  # evicted by a concurrent prune
-                continue
-            if not complete and now - mtime > stale_after and name not in keep:
-                if _evict(entry.path, name, mtime):
-                    result["stale_removed"] += 1
-                    result["stale_bytes"] += size
-                    continue
-            total += size
-            if not complete:
-                result["in_progress"] += 1
-                continue
-            result["kept"] += 1
-            seen[key] = size
-            if name not in keep:
-                candidates.append((mtime, name, entry.path, size, key, name))
-    iiif = _scan_iiif(Path(cache_root), {sha[:16] for sha in keep}, stale_after, now, sizes, result)
-    total += iiif.total
-    seen.update(iiif.seen)
-    candidates += iiif.candidates
-    candidates.sort()  # least recently used first
-    for mtime, name, path, size, key, lock_key in candidates:
-        if total <= max_bytes:
-            break
-        if _evict(path, name, mtime, lock_key):
-            del seen[key]
-            total -= size
-            result["removed"] += 1
-            result["removed_bytes"] += size
-    result["kept"] -= result["removed"]
-    _drop_empty(iiif.parents)
+    _survey_previews(Path(cache_root), keep, survey)
+    _survey_iiif(Path(cache_root), {sha[:16] for sha in keep}, survey)
+    _evict_least_recently_used(survey, max_bytes)
+    _drop_empty(survey.parents)
     if sizes is not None:  # what is gone is forgotten
         sizes.clear()
-        sizes.update(seen)
-    result["kept_bytes"] = total  # builds in progress included
-    result["over_budget"] = total > max_bytes
+        sizes.update(survey.seen)
+    result = survey.result
+    result["kept_bytes"] = survey.total  # builds in progress included
+    result["over_budget"] = survey.total > max_bytes
     result["seconds"] = round(time.perf_counter() - started, 4)
     return result
 
 
-class _Found:
-    """What `_scan_iiif` found: bytes, evictable folders, remembered sizes, the uuid folders seen."""
-
-    def __init__(self) -> None:
-        self.total = 0
-        self.candidates: list[tuple[float, str, str, int, tuple[str, int], str]] = []
-        self.seen: dict[tuple[str, int], int] = {}
-        self.parents: list[str] = []
+def _empty_result(max_bytes: int) -> dict[str, float]:
+    return {"removed": 0, "removed_bytes": 0, "kept": 0, "kept_bytes": 0, "stale_removed": 0, "stale_bytes": 0,
+            "in_progress": 0, "max_bytes": max_bytes}
 
 
-def _scan_iiif(cache_root: Path, keep: set[str], stale_after: float, now: float,
-               sizes: dict[tuple[str, int], int] | None, result: dict[str, float]) -> _Found:
+class _Candidate(NamedTuple):
+    """A complete entry `prune` may evict; candidates sort least recently used first."""
+
+    mtime: float
+    name: str  # the folder's name
+    folder: str
+    size: int
+    key: tuple[str, int]  # its key in `sizes`: (sha256 or iiif_key, inode)
+    lock_key: str  # the key of its build lock (`lock`)
+
+
+@dataclass
+class _Survey:
+    """One prune's view of the cache: what it was asked (`stale_after`, `now`, the remembered
+    `sizes`), the counts it returns (`result`), the bytes in use (`total`), the complete entries it
+    may evict (`candidates`), the sizes of the complete entries (`seen`, remembered for the next
+    prune) and the IIIF uuid folders it saw (`parents`)."""
+
+    stale_after: float
+    now: float
+    sizes: dict[tuple[str, int], int] | None
+    result: dict[str, float]
+    total: int = 0
+    candidates: list[_Candidate] = field(default_factory=list)
+    seen: dict[tuple[str, int], int] = field(default_factory=dict)
+    parents: list[str] = field(default_factory=list)
+
+    def remembered(self, key: tuple[str, int]) -> int | None:
+        """The bytes of a complete entry measured by an earlier prune."""
+        return self.sizes.get(key) if self.sizes is not None else None
+
+    def is_stale(self, mtime: float) -> bool:
+        return self.now - mtime > self.stale_after
+
+    def remove_leftover(self, folder: str) -> None:
+        """Delete a stale folder: the remains of an interrupted prune, or a build that died."""
+        self.result["stale_removed"] += 1
+        self.result["stale_bytes"] += _remove_tree(folder)
+
+    def add_complete(self, key: tuple[str, int], size: int, candidate: _Candidate | None) -> None:
+        """Count a complete entry (its bytes already in `total`); `candidate` unless it is kept."""
+        self.seen[key] = size
+        self.result["kept"] += 1
+        if candidate is not None:
+            self.candidates.append(candidate)
+
+
+def _survey_previews(cache_root: Path, keep: set[str], survey: _Survey) -> None:
+    """The preview entries under `cache_root/<sha256[:2]>/<sha256>/`: complete ones (with their
+    manifest) are candidates; one without manifest counts as a build in progress until it is
+    stale; the remains of an interrupted prune go."""
+    for shard in _scan(cache_root):
+        if _SHARD.match(shard.name) and shard.is_dir(follow_symlinks=False):
+            for entry in _scan(Path(shard.path)):
+                _survey_preview_entry(entry, entry.name in keep, survey)
+
+
+def _survey_preview_entry(entry: os.DirEntry, kept: bool, survey: _Survey) -> None:
+    name = entry.name
+    if name.startswith(".") and name.endswith(_PRUNING) and entry.is_dir(follow_symlinks=False):
+        survey.remove_leftover(entry.path)  # an earlier prune was interrupted
+        return
+    if not (_SHA.match(name) and entry.is_dir(follow_symlinks=False)):
+        return
+    key = (name, entry.inode())
+    try:
+        mtime = entry.stat(follow_symlinks=False).st_mtime
+        remembered = survey.remembered(key)
+        size, complete = (remembered, True) if remembered is not None else _measure(entry.path)
+    except FileNotFoundError:  # evicted by a concurrent prune
+        return
+    if not complete and survey.is_stale(mtime) and not kept and _evict(entry.path, name, mtime):
+        survey.result["stale_removed"] += 1  # a build that died
+        survey.result["stale_bytes"] += size
+        return
+    survey.total += size
+    if not complete:
+        survey.result["in_progress"] += 1
+        return
+    survey.add_complete(key, size, None if kept else _Candidate(mtime, name, entry.path, size, key, name))
+
+
+def _survey_iiif(cache_root: Path, keep: set[str], survey: _Survey) -> None:
     """The IIIF folders under `cache_root/iiif/<uuid>/`: complete ones (at their final name) are
     candidates; a `.partial` one (being written) counts as a build in progress until it is stale;
     the remains of an interrupted prune go."""
-    found = _Found()
     for parent in _scan(iiif_root(cache_root)):
-        if not (_UUID.match(parent.name) and parent.is_dir(follow_symlinks=False)):
-            continue
-        found.parents.append(parent.path)
-        for entry in _scan(Path(parent.path)):
-            name = entry.name
-            if not entry.is_dir(follow_symlinks=False):
-                continue
-            if name.startswith(".") and name.endswith(_PRUNING):
-                result["stale_removed"] += 1
-                result["stale_bytes"] += _remove_tree(entry.path)
-                continue
-            if name.startswith(".") and name.endswith(_PARTIAL):
-                try:
-                    mtime = entry.stat(follow_symlinks=False).st_mtime
-                except FileNotFoundError:  # finished (renamed) or given up meanwhile
-                    continue
-                if now - mtime > stale_after:  # a build that died: write_iiif removes its own otherwise
-                    result["stale_removed"] += 1
-                    result["stale_bytes"] += _remove_tree(entry.path)
-                else:
-                    result["in_progress"] += 1
-                    found.total += _tree_bytes(entry.path)
-                continue
-            if not _VERSION.match(name):
-                continue
-            key = (iiif_key(parent.name, name), entry.inode())
-            try:
-                mtime = entry.stat(follow_symlinks=False).st_mtime
-                size = sizes[key] if sizes is not None and key in sizes else _tree_bytes(entry.path, strict=True)
-            except FileNotFoundError:  # evicted by a concurrent prune
-                continue
-            found.total += size
-            found.seen[key] = size
-            result["kept"] += 1
-            if name not in keep:
-                found.candidates.append((mtime, name, entry.path, size, key, key[0]))
-    return found
+        if _UUID.match(parent.name) and parent.is_dir(follow_symlinks=False):
+            survey.parents.append(parent.path)
+            for entry in _scan(Path(parent.path)):
+                if entry.is_dir(follow_symlinks=False):
+                    _survey_iiif_folder(parent.name, entry, entry.name in keep, survey)
+
+
+def _survey_iiif_folder(file_uuid: str, entry: os.DirEntry, kept: bool, survey: _Survey) -> None:
+    name = entry.name
+    if name.startswith(".") and name.endswith(_PRUNING):
+        survey.remove_leftover(entry.path)  # an earlier prune was interrupted
+    elif name.startswith(".") and name.endswith(_PARTIAL):
+        _survey_partial_iiif_folder(entry, survey)
+    elif _VERSION.match(name):
+        key = (iiif_key(file_uuid, name), entry.inode())
+        try:
+            mtime = entry.stat(follow_symlinks=False).st_mtime
+            remembered = survey.remembered(key)
+            size = remembered if remembered is not None else _tree_bytes(entry.path, strict=True)
+        except FileNotFoundError:  # evicted by a concurrent prune
+            return
+        survey.total += size
+        survey.add_complete(key, size, None if kept else _Candidate(mtime, name, entry.path, size, key, key[0]))
+
+
+def _survey_partial_iiif_folder(entry: os.DirEntry, survey: _Survey) -> None:
+    """A `.partial` IIIF folder: a build in progress, or a build that died (stale; write_iiif
+    removes its own otherwise)."""
+    try:
+        mtime = entry.stat(follow_symlinks=False).st_mtime
+    except FileNotFoundError:  # finished (renamed) or given up meanwhile
+        return
+    if survey.is_stale(mtime):
+        survey.remove_leftover(entry.path)
+    else:
+        survey.result["in_progress"] += 1
+        survey.total += _tree_bytes(entry.path)
+
+
+def _evict_least_recently_used(survey: _Survey, max_bytes: int) -> None:
+    """Evict candidates, least recently used first, until the cache fits in `max_bytes`."""
+    result = survey.result
+    for candidate in sorted(survey.candidates):
+        if survey.total <= max_bytes:
+            break
+        if _evict(candidate.folder, candidate.name, candidate.mtime, candidate.lock_key):
+            del survey.seen[candidate.key]
+            survey.total -= candidate.size
+            result["removed"] += 1
+            result["removed_bytes"] += candidate.size
+    result["kept"] -= result["removed"]
 
 
 def _tree_bytes(folder: str, strict: bool = False) -> int:
