@@ -24,14 +24,14 @@ endif
 SYSTEM_PKGS := libimage-exiftool-perl chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] && echo "" || (sudo -n true 2>/dev/null && echo sudo -n) || echo none)
 
-install: system-deps $(STAMP) $(OSD)
-
 # OpenSeadragon for the review page's deep zoom: fetched from the npm registry when installing
 # (downloaded code is not committed), checked against the tarball's published integrity, used as
 # it is (no build step). Without npm the review page's deep zoom is missing and its browser tests skip.
 OSD_VERSION := 6.1.1
 OSD_INTEGRITY := sha512-g4iKe2q8B642SaBT3+x4ZF3/8b1TxPPydyjmtrOLgDrlYWMKd9ZXM+1Cb/xa9DVySkvs/7l6HR1nHKfD5F3Tsw==
 OSD := flows/review/static/openseadragon/openseadragon.min.js
+
+install: system-deps $(STAMP) $(OSD)
 
 $(OSD):
 	@if ! command -v npm >/dev/null; then echo "note: npm is missing: no OpenSeadragon, the deep-zoom tests will skip"; exit 0; fi; \
