@@ -356,6 +356,19 @@ class Catalog:
         with self.engine.connect() as conn:
             return items.item_record(conn, item_uuid)
 
+    def item_with_audits(self, item_uuid: str) -> tuple[ItemRecord, dict[str, dict[str, Any]]]:
+        """An item's record and, by master uuid, how each of its masters was made (what exports
+        hand over beside the files)."""
+        record = self.item_record(item_uuid)
+        if record is None:
+            raise CatalogError(f"item {item_uuid}: not in the catalog")
+        audits = {}
+        for f in record.by_role("master"):
+            audit = self.audit(master_path=f.path, sha256=f.sha256)
+            if audit is not None:
+                audits[f.uuid] = audit.to_dict()
+        return record, audits
+
     def items_named(self, ref: str) -> list[tuple[str, str]]:
         with self.engine.connect() as conn:
             return items.items_named(conn, ref)

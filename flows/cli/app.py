@@ -227,6 +227,7 @@ def audit(
         return
     later: list = []
     record: AuditRecord | None
+    cfg = settings_or_fail(home=home, catalog_url=catalog_url)  # the catalog's, and the trust anchors
     if from_file:
         from tasks.files.xmp import ProvenanceError, read_provenance
 
@@ -238,7 +239,6 @@ def audit(
         from catalog.repository import Catalog
         from tasks.files.atomic import sha256_file
 
-        cfg = settings_or_fail(home=home, catalog_url=catalog_url)
         actual = sha256_file(master)
         with Catalog.open(cfg.resolved_catalog_url) as catalog:
             record = catalog.audit(master_path=str(master.resolve()), sha256=actual)
@@ -251,7 +251,7 @@ def audit(
             err.print(f"[bold red]fixity warning:[/] {escape(str(master))} has sha256 {actual}, the catalog recorded "
                       f"{record.master['sha256']}: the file changed after it was made", highlight=False)
     data = record.to_dict()
-    credentials = _content_credentials(master, settings_or_fail(home=home, catalog_url=catalog_url))
+    credentials = _content_credentials(master, cfg)
     data["content_credentials"] = credentials
     if as_json:
         out.print_json(json.dumps(data))

@@ -29,7 +29,6 @@ from flows.cli.console import escape, fail, out, settings_or_fail
 from tasks.records.results import ExitCode
 
 if TYPE_CHECKING:
-    from catalog.repository import Catalog
     from tasks.records.item_record import ItemRecord
 
 Home = Annotated[Optional[Path], typer.Option(help="Archive root (RESTORIUM_HOME).")]
@@ -71,7 +70,7 @@ def export_iiif(
         if not uuids:
             fail(f"--run {run}: the run recorded no item")
         in_run = set(catalog.run_items(run) or []) if run else set()
-        loaded = [_load(catalog, u) for u in uuids]
+        loaded = [catalog.item_with_audits(u) for u in uuids]
     for sub in ("iiif", "manifests", "audit", "collections"):
         (dest / sub).mkdir(parents=True, exist_ok=True)
     _write_json(dest / SITE_MARK, {"generator": "restorium export iiif", "base_url": base})
@@ -96,18 +95,6 @@ def export_iiif(
         _print(report)
     if failed:
         raise typer.Exit(ExitCode.SCANS_FAILED)
-
-
-def _load(catalog: Catalog, item_uuid: str) -> tuple[ItemRecord, dict[str, Any]]:
-    """The item's record and its masters' audit records (what seeAlso publishes)."""
-    record = catalog.item_record(item_uuid)
-    assert record is not None  # the uuids came from the catalog's items
-    audits = {}
-    for f in record.by_role("master"):
-        audit = catalog.audit(master_path=f.path, sha256=f.sha256)
-        if audit is not None:
-            audits[f.uuid] = audit.to_dict()
-    return record, audits
 
 
 def _export_item(record: ItemRecord, audits: dict[str, Any], dest: Path, base: str) -> dict[str, Any]:

@@ -57,14 +57,7 @@ def export_ocfl(
     with Catalog.open(cfg.resolved_catalog_url) as catalog:
         exported = []
         for item_uuid in resolve_items(catalog, refs, run=run):
-            record = catalog.item_record(item_uuid)
-            assert record is not None  # the uuids came from the catalog's items
-            audits = {}
-            for f in record.by_role("master"):
-                audit = catalog.audit(master_path=f.path, sha256=f.sha256)
-                if audit is not None:
-                    audits[f.uuid] = audit.to_dict()
-            exported.append(export.OcflItem(record, audits))
+            exported.append(export.OcflItem(*catalog.item_with_audits(item_uuid)))
     user = export.VersionUser(" ".join((by or software_agent()).split()), address)
     try:
         report = export.export_items(exported, Path(dest), user=user)

@@ -363,13 +363,7 @@ def export_bag(
         uuids = resolve_items(catalog, refs)
         bag_items = []
         for item_uuid in uuids:
-            record = catalog.item_record(item_uuid)
-            assert record is not None  # the uuids came from the catalog's items
-            audits = {}
-            for f in record.by_role("master"):
-                audit = catalog.audit(master_path=f.path, sha256=f.sha256)
-                if audit is not None:
-                    audits[f.uuid] = audit.to_dict()
+            record, audits = catalog.item_with_audits(item_uuid)
             bag_items.append(BagItem(record, {"audits": audits}))
     try:
         report = make_bag(bag_items, dest)

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import os
 import secrets
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +25,29 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+class CopyVerifyError(ValueError):
+    """A catalogued file that is missing, or whose bytes are no longer the ones catalogued."""
+
+
+def copy_verified(source: Path, target: Path, sha256: str, role: str, *, copy_times: bool = True) -> None:
+    """Copy a catalogued file while hashing it (one read, for exports of gigabyte masters); refuse
+    a file that is missing or differs from its catalogued sha256."""
+    if not source.is_file():
+        raise CopyVerifyError(f"{role} {source}: missing (the catalog records it, sha256 {sha256}); "
+                              "restore it from a replica first")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        while chunk := src.read(_CHUNK):
+            digest.update(chunk)
+            dst.write(chunk)
+    if copy_times:
+        shutil.copystat(source, target)
+    if digest.hexdigest() != sha256:
+        raise CopyVerifyError(f"{role} {source}: sha256 is {digest.hexdigest()}, the catalog recorded {sha256}; "
+                              "the file changed since it was catalogued (run `restorium fixity`)")
 
 
 def temp_path_for(path: Path) -> Path:

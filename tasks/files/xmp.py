@@ -685,16 +685,7 @@ def read_provenance(master_path: str | os.PathLike[str]) -> AuditRecord:
     original's scanner history, are skipped).
     """
     path = Path(os.path.abspath(master_path))
-    try:
-        img = pyexiv2.Image(str(path))
-    except Exception as exc:
-        raise ProvenanceError(f"{path}: cannot read its metadata: {exc}") from exc
-    try:
-        xmp = img.read_xmp()
-    except Exception as exc:
-        raise ProvenanceError(f"{path}: cannot read its XMP: {exc}") from exc
-    finally:
-        img.close()
+    xmp = _read_xmp(path)
     ns = {k[len(_NS):]: v for k, v in xmp.items() if k.startswith(_NS)}
     if not ns:
         raise ProvenanceError(f"{path}: no restorium provenance (no {NS_URI} properties in its XMP)")
@@ -738,21 +729,26 @@ def read_provenance(master_path: str | os.PathLike[str]) -> AuditRecord:
     )
 
 
+def _read_xmp(path: Path) -> dict[str, Any]:
+    """A file's XMP, or a ProvenanceError saying why it cannot be read."""
+    try:
+        img = pyexiv2.Image(str(path))
+    except Exception as exc:  # pyexiv2 raises a bare RuntimeError (and more) for an unreadable file
+        raise ProvenanceError(f"{path}: cannot read its metadata: {exc}") from exc
+    try:
+        return img.read_xmp()
+    except Exception as exc:  # the same for malformed XMP
+        raise ProvenanceError(f"{path}: cannot read its XMP: {exc}") from exc
+    finally:
+        img.close()
+
+
 @_serialised
 def read_sampling_rate(path: str | os.PathLike[str]) -> SamplingRate:
     """What a file's XMP says of its sampling rate: the scan's ppi, the file's, and whether the
     file's is interpolated (all None/False for a file written without the scan's ppi)."""
     path = Path(os.path.abspath(path))
-    try:
-        img = pyexiv2.Image(str(path))
-    except Exception as exc:
-        raise ProvenanceError(f"{path}: cannot read its metadata: {exc}") from exc
-    try:
-        xmp = img.read_xmp()
-    except Exception as exc:
-        raise ProvenanceError(f"{path}: cannot read its XMP: {exc}") from exc
-    finally:
-        img.close()
+    xmp = _read_xmp(path)
     try:
         return SamplingRate.from_properties({k[len(_NS):]: v for k, v in xmp.items() if k.startswith(_NS)})
     except ValueError as exc:

@@ -35,8 +35,6 @@ in metadata.csv and premis.xml start with data/. What Archivematica expects, and
 from __future__ import annotations
 
 import csv
-import datetime as dt
-import hashlib
 import io
 import json
 import re
@@ -50,6 +48,7 @@ from typing import Any
 import bagit
 from lxml import etree
 
+from tasks.files.atomic import CopyVerifyError, copy_verified
 from tasks.preservation import premis
 from tasks.preservation.bag import CHECKSUMS
 from tasks.records.item_metadata import ItemMetadata
@@ -59,7 +58,6 @@ from tasks.records.keys import stable_uuid
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")  # no dot: see the module doc
 _UNSAFE_DOC = re.compile(r"[^A-Za-z0-9._-]+")  # submission documentation names are not cleaned up
 _EXT = {"TIFF": "tif", "JPEG": "jpg", "PNG": "png"}
-_CHUNK = 1 << 20
 _NS = {"p": premis.PREMIS_NS, "xsi": premis.XSI_NS}
 _FILE_TYPE = "premis:file"
 _LEVEL = {
@@ -196,28 +194,13 @@ def _place(items: Sequence[TransferItem], notes: list[str]) -> list[_Placed]:
 
 def choose_files(record: ItemRecord) -> tuple[FileFacts, FileFacts | None, FileFacts | None, list[FileFacts]]:
     """(scan, newest master, its access copy, older masters) of an item."""
-    masters = record.by_role("master")
-    ranked = sorted(enumerate(masters), key=lambda pair: (_when(pair[1]), pair[0]))  # ties: catalog order
-    service = ranked[-1][1] if ranked else None
-    superseded = [m for _, m in ranked[:-1]]
-    originals = record.by_role("original")
-    scan = next((f for f in originals if service and f.uuid == service.source_uuid), None)
-    scan = scan or (originals[0] if originals and service is None else None)
+    service = record.current_master()
+    scan = record.scan_of(service)
     if scan is None:
         raise TransferError(f"item {record.uuid} ({record.identifier}): the catalog has no scan"
                             + (f" for master {service.uuid}" if service else ""))
-    copies = [f for f in record.by_role("access") if service and f.derivation_key == service.derivation_key]
-    access = max(copies, key=_when) if copies else None
-    return scan, service, access, superseded
-
-
-def _when(f: FileFacts) -> dt.datetime:
-    # Parsed, not compared as text: "…:26Z" sorts after "…:26.5Z".
-    try:
-        when = dt.datetime.fromisoformat(f.created_at)
-    except ValueError:
-        return dt.datetime.min.replace(tzinfo=dt.UTC)
-    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+    superseded = [m for m in record.by_role("master") if m is not service]
+    return scan, service, record.access_of(service) if service else None, superseded
 
 
 def stem_of(identifier: str) -> str:
@@ -239,20 +222,10 @@ def _copy_objects(placed: Sequence[_Placed], objects: Path) -> dict[str, str]:
 
 
 def _copy_verified(source: Path, target: Path, sha256: str, role: str) -> None:
-    """Copy while hashing; refuse a file that is missing or differs from its catalogued sha256."""
-    if not source.is_file():
-        raise TransferError(f"{role} {source}: missing (the catalog records it, sha256 {sha256}); "
-                            "restore it from a replica first")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    with open(source, "rb") as src, open(target, "wb") as dst:
-        while chunk := src.read(_CHUNK):
-            digest.update(chunk)
-            dst.write(chunk)
-    shutil.copystat(source, target)
-    if digest.hexdigest() != sha256:
-        raise TransferError(f"{role} {source}: sha256 is {digest.hexdigest()}, the catalog recorded {sha256}; "
-                            "the file changed since it was catalogued (run `restorium fixity`)")
+    try:
+        copy_verified(source, target, sha256, role)
+    except CopyVerifyError as exc:
+        raise TransferError(str(exc)) from exc
 
 
 # --- metadata.csv -----------------------------------------------------------------------------

@@ -17,7 +17,6 @@ and renamed into place once `bagit` validates it, so DEST is either a whole vali
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import secrets
@@ -29,11 +28,11 @@ from typing import Any
 
 import bagit
 
+from tasks.files.atomic import CopyVerifyError, copy_verified
 from tasks.preservation import premis
 from tasks.records.item_record import ItemRecord
 
 CHECKSUMS = ("sha256", "sha512")
-_CHUNK = 1 << 20
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -123,20 +122,10 @@ def _stage_item(staging: Path, item: BagItem) -> dict[str, Any]:
 
 
 def _copy_verified(source: Path, target: Path, sha256: str, role: str) -> None:
-    """Copy while hashing; refuse a file that is missing or differs from its catalogued sha256."""
-    if not source.is_file():
-        raise BagError(f"{role} {source}: missing (the catalog records it, sha256 {sha256}); "
-                       "restore it from a replica before bagging")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    with open(source, "rb") as src, open(target, "wb") as dst:
-        while chunk := src.read(_CHUNK):
-            digest.update(chunk)
-            dst.write(chunk)
-    shutil.copystat(source, target)
-    if digest.hexdigest() != sha256:
-        raise BagError(f"{role} {source}: sha256 is {digest.hexdigest()}, the catalog recorded {sha256}; "
-                       "the file changed since it was catalogued (run `restorium fixity`)")
+    try:
+        copy_verified(source, target, sha256, role)
+    except CopyVerifyError as exc:
+        raise BagError(str(exc)) from exc
 
 
 def validate_bag(path: str | Path) -> None:

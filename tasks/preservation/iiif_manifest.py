@@ -200,11 +200,8 @@ def base(url: str) -> str:
 def scan_and_master(record: ItemRecord) -> tuple[FileFacts, FileFacts | None]:
     """The newest master (later masters supersede earlier ones, as in the OCFL and Archivematica
     exports) and the scan it was made from; the first scan when there is no master yet."""
-    masters = record.by_role("master")
-    master = max(enumerate(masters), key=lambda im: (im[1].created_at, im[0]))[1] if masters else None
-    originals = record.by_role("original")
-    scan = next((f for f in originals if master and f.uuid == master.source_uuid), None)
-    scan = scan or (originals[0] if originals and master is None else None)
+    master = record.current_master()
+    scan = record.scan_of(master)
     if scan is None:
         raise IiifError(f"item {record.uuid} ({record.identifier}): the catalog has no scan"
                         + (f" for master {master.uuid}" if master else ""))

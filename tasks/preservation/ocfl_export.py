@@ -29,7 +29,6 @@ validated, digests included.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import secrets
@@ -43,13 +42,13 @@ from typing import Any, Literal
 import ocfl
 
 from config.version import software_agent
+from tasks.files.atomic import CopyVerifyError, copy_verified
 from tasks.preservation import premis
 from tasks.records.item_record import EventFacts, FileFacts, ItemRecord
 from tasks.records.types import APPROVAL, REJECTION, REPROCESSING, utc_now
 
 LAYOUT = "0003-hash-and-id-n-tuple-storage-layout"
 ITEM_JSON = "metadata/item.json"
-_CHUNK = 1 << 20
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 Status = Literal["created", "updated", "unchanged", "failed"]
@@ -223,38 +222,22 @@ def _stage_files(item: OcflItem, src: Path) -> dict[str, FileFacts]:
         if logical in chosen:  # two originals named alike: keep both
             logical = f"original/{Path(name).stem}.{f.uuid[:8]}{Path(name).suffix}"
         chosen[logical] = f
-    master = current_master(record)
+    master = record.current_master()
     if master is not None:
         chosen[f"service/{stem}{Path(master.path).suffix.lower() or '.tif'}"] = master
-        access = [a for a in record.by_role("access") if a.derivation_key == master.derivation_key]
-        if access:
-            chosen[f"access/{stem}{Path(access[-1].path).suffix.lower() or '.jpg'}"] = access[-1]
+        access = record.access_of(master)
+        if access is not None:
+            chosen[f"access/{stem}{Path(access.path).suffix.lower() or '.jpg'}"] = access
     for logical, f in chosen.items():
         _copy_verified(Path(f.path), src / logical, f)
     return chosen
 
 
-def current_master(record: ItemRecord) -> FileFacts | None:
-    """The newest master: later masters supersede earlier ones (nothing is ever deleted)."""
-    masters = record.by_role("master")
-    if not masters:
-        return None
-    return max(enumerate(masters), key=lambda im: (im[1].created_at, im[0]))[1]
-
-
 def _copy_verified(source: Path, target: Path, f: FileFacts) -> None:
-    if not source.is_file():
-        raise OcflError(f"{f.role} {source}: missing (the catalog records it, sha256 {f.sha256}); "
-                        "restore it from a replica before exporting")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    with open(source, "rb") as s, open(target, "wb") as t:
-        while chunk := s.read(_CHUNK):
-            digest.update(chunk)
-            t.write(chunk)
-    if digest.hexdigest() != f.sha256:
-        raise OcflError(f"{f.role} {source}: sha256 is {digest.hexdigest()}, the catalog recorded {f.sha256}; "
-                        "the file changed since it was catalogued (run `restorium fixity`)")
+    try:  # ocfl-py stamps its own times on the content it takes in
+        copy_verified(source, target, f.sha256, f.role, copy_times=False)
+    except CopyVerifyError as exc:
+        raise OcflError(str(exc)) from exc
 
 
 def _write_metadata(src: Path, record: ItemRecord, item_json: dict[str, Any]) -> None:
@@ -327,7 +310,7 @@ def _service_copies(record: ItemRecord, service: str | None, previous: dict[str,
     """Every master of the item, in order: the current one and since when; the superseded ones and
     the versions that hold them (none when superseded before the object first held them)."""
     before = {c["master_uuid"]: c for c in (previous or {}).get("service_copies", [])}
-    current = current_master(record)
+    current = record.current_master()
     copies = []
     for m in record.by_role("master"):
         entry: dict[str, Any] = {"master_uuid": m.uuid, "sha256": m.sha256, "made_at": m.created_at,

@@ -4,6 +4,7 @@ by tasks.preservation.premis and into JSON by `to_dict`; plain data, no database
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -82,3 +83,30 @@ class ItemRecord:
 
     def by_role(self, role: str) -> list[FileFacts]:
         return [f for f in self.files if f.role == role]
+
+    def current_master(self) -> FileFacts | None:
+        """The newest master: later masters supersede earlier ones (nothing is ever deleted);
+        ties in catalog order. What every export hands over as the service copy."""
+        masters = self.by_role("master")
+        return max(enumerate(masters), key=lambda im: (_when(im[1]), im[0]))[1] if masters else None
+
+    def scan_of(self, master: FileFacts | None) -> FileFacts | None:
+        """The scan a master was made from; without a master, the item's first scan."""
+        originals = self.by_role("original")
+        if master is None:
+            return originals[0] if originals else None
+        return next((f for f in originals if f.uuid == master.source_uuid), None)
+
+    def access_of(self, master: FileFacts) -> FileFacts | None:
+        """The newest access copy made with a master (same derivation)."""
+        copies = [f for f in self.by_role("access") if f.derivation_key == master.derivation_key]
+        return max(copies, key=_when) if copies else None
+
+
+def _when(f: FileFacts) -> dt.datetime:
+    # Parsed, not compared as text: "…:26Z" sorts after "…:26.5Z".
+    try:
+        when = dt.datetime.fromisoformat(f.created_at)
+    except ValueError:
+        return dt.datetime.min.replace(tzinfo=dt.UTC)
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
