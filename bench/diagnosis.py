@@ -43,6 +43,7 @@ sys.path.insert(0, str(REPO))
 DATA = REPO.parent / "shared" / "data"
 
 from config.recipe import load_recipe
+from tasks.demo import damage as damage_mod
 from tasks.demo import samples
 from tasks.files.imageio import DecodedImage, decode
 from tasks.qa.diagnosis import blur as blur_mod
@@ -53,9 +54,10 @@ from tasks.qa.diagnosis import scratches as scratch_mod
 from tasks.qa.diagnosis import skew as skew_mod
 from tasks.qa.diagnosis import tone as tone_mod
 from tasks.qa.diagnosis.views import Views
-from tasks.steps.inpaint import dilate_mask
+from tasks.steps.inpaint import dilate_mask, inpaint
 
-ARCHIVAL_DILATE = load_recipe("archival").cleanup.dilate
+ARCHIVAL_CLEANUP = load_recipe("archival").cleanup
+ARCHIVAL_DILATE = ARCHIVAL_CLEANUP.dilate
 
 
 def image(pixels: np.ndarray) -> DecodedImage:
@@ -295,12 +297,269 @@ def speed(runs: int) -> tuple[float, list[float], list[float]]:
     return float(np.median(times)), times, scratch_times
 
 
+# --- Damage detectors side by side: classical (tasks.qa.diagnosis.scratches) and learned (models.damage)
+
+RESIDUAL_LEVELS = 20  # a drawn-damage pixel still this far (0-255, any channel) off the clean photo
+THUMB_MIX = damage_mod.DamageMix(scratches=(1, 2), fibres=(0, 1), specks=(3, 10))
+# (case, what is drawn, mix; None: samples.scratch_and_dust, the cases above)
+DAMAGE_CASES: tuple[tuple[str, str, damage_mod.DamageMix | None], ...] = (
+    ("scratches", "1-5 thin bright near-vertical lines (as above)", None),
+    ("dust", "25 dark round specks r 1-2 (as above)", None),
+    ("curved", "1-4 curved bright scratches, 1-4 px", damage_mod.CURVED),
+    ("dark", "1-4 dark scratches, straight or curved", damage_mod.DARK),
+    ("wide", "1-3 scratches 3-4 px wide", damage_mod.WIDE),
+    ("fibres", "2-5 dark hairs", damage_mod.FIBRES),
+    ("bright_dust", "25 bright irregular specks r 0.5-4", damage_mod.BRIGHT_DUST),
+    ("mixed", "scratches, fibres and dust together", damage_mod.MIXED),
+    ("thumb", "x4-down thumbnail, a few of each", THUMB_MIX),
+)
+
+
+def further_negatives() -> list[tuple[str, np.ndarray]]:
+    """The scratch calibration's 37 further clean images (scikit-image's photographs, edge_cases,
+    RNI15) and Set5's bicubic x2/x3/x4 downscales, as RGB uint8."""
+    from skimage import data as skdata
+
+    out = []
+    for name in ("astronaut", "brick", "camera", "cat", "chelsea", "coffee", "grass", "gravel", "moon",
+                 "rocket", "coins", "clock", "text"):
+        out.append((f"skimage/{name}", getattr(skdata, name)()))
+    paths = [p for p in sorted((DATA / "edge_cases").iterdir()) if p.is_file()]
+    paths += sorted((DATA / "real_noisy/RNI15").iterdir())
+    out += [(f"{p.parent.name}/{p.name}", decode(p, max_pixels=10**9).pixels) for p in paths]
+    out += low_res_sharp()
+    return [(name, _rgb8(px)) for name, px in out]
+
+
+def _rgb8(px: np.ndarray) -> np.ndarray:
+    if px.dtype == np.uint16:
+        px = (px.astype(np.float32) / 257 + 0.5).astype(np.uint8)
+    if px.ndim == 2:
+        px = np.dstack([px] * 3)
+    return np.ascontiguousarray(px[:, :, :3])
+
+
+def classical_mask(px: np.ndarray) -> np.ndarray:
+    """What diagnose() hands the cleanup: the scratch lines (and specks, see scratches.py)."""
+    views = Views(image(px))
+    _, mask = scratch_mod.assess_scratches(views, noise_mod.noise_sigma(views))
+    return mask if mask is not None else np.zeros(px.shape[:2], bool)
+
+
+def learned_detector(models_dir: Path):
+    from models.damage import DamageDetector
+    from models.weights import resolve
+
+    det = DamageDetector(resolve("restorium-damage-unet", models_dir))
+    return lambda px: det.detect(px.astype(np.float32) / 255)[0]
+
+
+def default_models_dir() -> Path | None:
+    local = REPO / "weights"
+    if (local / "restorium-damage-unet.pth").is_file():
+        return local
+    env = __import__("os").environ.get("RESTORIUM_MODELS_DIR")
+    return Path(env) if env else None
+
+
+def damaged(clean: np.ndarray, case: str, mix: damage_mod.DamageMix | None, idx: int,
+            rng: np.random.Generator, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    if mix is None:
+        count = (int(rng.integers(1, 6)), 0) if case == "scratches" else (0, 25)
+        return damage_mod.classic_scratch_and_dust(clean, *count, seed=idx)
+    img = clean.astype(np.float32) / 255
+    truth = damage_mod.draw_damage(img, rng, mix, scale=scale)
+    return np.clip(np.rint(img * 255), 0, 255).astype(np.uint8), truth
+
+
+class DamageScore:
+    """Sums over images per (case, detector): pixel counts for recall and precision, specks found,
+    residual damage after the archival cleanup and squared error inside the true mask."""
+
+    def __init__(self) -> None:
+        self.sums: dict[tuple[str, str, str], float] = defaultdict(float)
+        self.alarms: dict[tuple[str, str], list[bool]] = defaultdict(list)
+        self.seconds: dict[tuple[str, str], list[float]] = defaultdict(list)
+
+    def add(self, case: str, det: str, clean: np.ndarray, px: np.ndarray, truth: np.ndarray,
+            mask: np.ndarray, *, residual: bool = True, speck_side: int = 12) -> None:
+        s = lambda key, v: self.sums.__setitem__((case, det, key), self.sums[(case, det, key)] + float(v))
+        near = cv2.dilate(truth.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        filled = dilate_mask(mask, ARCHIVAL_DILATE)
+        s("truth", truth.sum())
+        s("hit", (mask & truth).sum())
+        s("mask", mask.sum())
+        s("near", (mask & near).sum())
+        s("hit_filled", (filled & truth).sum())
+        s("filled", filled.sum())
+        s("near_filled", (filled & near).sum())
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(truth.astype(np.uint8))
+        side = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
+        specks = np.flatnonzero(side[1:] <= speck_side) + 1  # specks (and curled-up fibres), not lines
+        found = set(np.unique(labels[cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0]))
+        s("specks", len(specks))
+        s("specks_found", len(set(specks.tolist()) & found))
+        if residual:
+            c = clean.astype(np.float32)
+            fixed, _ = inpaint(px.astype(np.float32) / 255, mask, method=ARCHIVAL_CLEANUP.method,
+                               radius=ARCHIVAL_CLEANUP.radius, dilate=ARCHIVAL_CLEANUP.dilate)
+            before = np.abs(px.astype(np.float32) - c)[truth]
+            after = np.abs(fixed * 255 - c)[truth]
+            s("off_before", (before.max(axis=1) > RESIDUAL_LEVELS).sum())
+            s("off_after", (after.max(axis=1) > RESIDUAL_LEVELS).sum())
+            s("sq_before", (before ** 2).sum())
+            s("sq_after", (after ** 2).sum())
+            s("values", before.size)
+
+    def get(self, case: str, det: str, key: str) -> float:
+        return self.sums.get((case, det, key), 0.0)
+
+    def ratio(self, case: str, det: str, num: str, den: str) -> float:
+        d = self.get(case, det, den)
+        return self.get(case, det, num) / d if d else float("nan")
+
+    def psnr(self, case: str, det: str, key: str) -> float:
+        n = self.get(case, det, "values")
+        mse = self.get(case, det, key) / n if n else float("nan")
+        return 10 * np.log10(255**2 / mse) if mse > 0 else float("inf")
+
+
+def run_damage(args: argparse.Namespace) -> None:
+    """--only damage: the classical and the learned detector on the same damaged photos."""
+    from quality import held_out_photographs  # bench/quality.py: the photographs the weights train on
+
+    models_dir = args.models_dir or default_models_dir()
+    detectors = {"classical": classical_mask}
+    if models_dir is not None and (models_dir / "restorium-damage-unet.pth").is_file():
+        detectors["learned"] = learned_detector(models_dir)
+    else:
+        print(f"no restorium-damage-unet.pth in {models_dir} (--models-dir): classical detector only\n")
+    trained = {p.resolve() for p in held_out_photographs()}
+    paths = (sorted((DATA / "sr_gt/McMaster").glob("*.tif")) + sorted((DATA / "sr_gt/CBSD68").glob("*.png"))
+             + sorted((DATA / "sr_gt/Set5/HR").glob("*.png")))
+    # indices as in clean_photos(): the seeds follow the photo, whatever else is run
+    photos = [(i, decode(p, max_pixels=10**9).pixels) for i, p in enumerate(paths) if p.resolve() not in trained]
+    photos = photos[:: 3 if args.quick else 1]
+    score = DamageScore()
+    start = time.perf_counter()
+
+    def detect(det: str, case: str, px: np.ndarray) -> np.ndarray:
+        t = time.perf_counter()
+        mask = detectors[det](px)
+        score.seconds[(case, det)].append(time.perf_counter() - t)
+        return mask
+
+    for n, (idx, clean) in enumerate(photos):
+        rng = np.random.default_rng(5000 + idx)
+        thumb = cv2.resize(clean, (clean.shape[1] // 4, clean.shape[0] // 4), interpolation=cv2.INTER_AREA)
+        for det in detectors:
+            score.alarms[("clean", det)].append(bool(detect(det, "clean", clean).any()))
+            score.alarms[("clean thumbnails (x4 down)", det)].append(bool(detect(det, "thumb", thumb).any()))
+        for case, _, mix in DAMAGE_CASES:
+            px, truth = damaged(thumb if case == "thumb" else clean, case, mix, idx, rng)
+            base = thumb if case == "thumb" else clean
+            for det in detectors:
+                score.add(case, det, base, px, truth, detect(det, case, px))
+        if sys.stderr.isatty():
+            print(f"\r{n + 1}/{len(photos)} photos", end="", file=sys.stderr, flush=True)
+    negatives = further_negatives()
+    for name, px in negatives:
+        for det in detectors:
+            score.alarms[("further negatives", det)].append(bool(detect(det, "negative", px).any()))
+    large = large_scan_case(detectors, score)
+
+    dets = list(detectors)
+    print(f"\rdamage detectors: {len(photos)} clean photos not trained on (McMaster, CBSD68 outside "
+          f"bench/quality.py --held-out, Set5 HR), {len(negatives)} further clean negatives; learned "
+          f"weights from {models_dir}; {time.perf_counter() - start:.0f} s\n")
+    head = "".join(f"{d:>34s}" for d in dets)
+    print(f"  {'case':12s} {'drawn':44s}{head}")
+    print(f"  {'':57s}" + "".join(f"{'recall/prec  inpainted r/p  specks':>34s}" for _ in dets))
+    for case, what, _ in DAMAGE_CASES:
+        cells = []
+        for d in dets:
+            r, p = score.ratio(case, d, "hit", "truth"), score.ratio(case, d, "near", "mask")
+            rf, pf = score.ratio(case, d, "hit_filled", "truth"), score.ratio(case, d, "near_filled", "filled")
+            sp = score.ratio(case, d, "specks_found", "specks")
+            cells.append(f"{r:6.3f}/{p:5.3f}  {rf:6.3f}/{pf:5.3f}  {sp:6.3f}" if score.get(case, d, "specks")
+                         else f"{r:6.3f}/{p:5.3f}  {rf:6.3f}/{pf:5.3f}  {'':6s}")
+        print(f"  {case:12s} {what:44s}" + "".join(f"{c:>34s}" for c in cells))
+    all_cases = [c for c, _, _ in DAMAGE_CASES]
+    for label, cases in (("all cases", all_cases), ("new cases", all_cases[2:])):
+        cells = []
+        for d in dets:
+            tot = {k: sum(score.get(c, d, k) for c in cases) for k in
+                   ("hit", "truth", "near", "mask", "hit_filled", "near_filled", "filled", "specks_found", "specks")}
+            q = lambda a, b: tot[a] / tot[b] if tot[b] else float("nan")
+            cells.append(f"{q('hit', 'truth'):6.3f}/{q('near', 'mask'):5.3f}  {q('hit_filled', 'truth'):6.3f}/"
+                         f"{q('near_filled', 'filled'):5.3f}  {q('specks_found', 'specks'):6.3f}")
+        print(f"  {label:12s} {'(pooled pixels)':44s}" + "".join(f"{c:>34s}" for c in cells))
+    print("  recall: true pixels covered; prec: mask pixels within 1 px of the truth; inpainted: the mask "
+          f"grown by the archival dilate ({ARCHIVAL_DILATE} px); specks: true specks touched (within 1 px)")
+
+    print(f"\nResidual damage after the archival cleanup ({ARCHIVAL_CLEANUP.method}, radius "
+          f"{ARCHIVAL_CLEANUP.radius}, dilate {ARCHIVAL_DILATE}) with each mask: drawn pixels > "
+          f"{RESIDUAL_LEVELS} levels off the clean photo, and PSNR inside the true mask")
+    print(f"  {'case':12s} {'before':>18s}" + "".join(f"{d:>30s}" for d in dets))
+    for case in all_cases:
+        d0 = dets[0]
+        before = f"{score.get(case, d0, 'off_before'):8.0f} {score.psnr(case, d0, 'sq_before'):6.2f} dB"
+        cells = [f"{score.get(case, d, 'off_after'):8.0f} ({score.ratio(case, d, 'off_after', 'off_before') * 100:5.1f} %) "
+                 f"{score.psnr(case, d, 'sq_after'):6.2f} dB" for d in dets]
+        print(f"  {case:12s} {before:>18s}" + "".join(f"{c:>30s}" for c in cells))
+
+    print("\nFalse alarms: share of clean images with any damage reported (a non-empty mask)")
+    for what in ("clean", "clean thumbnails (x4 down)", "further negatives"):
+        cells = [f"{np.mean(score.alarms[(what, d)]) * 100:5.1f} % ({sum(score.alarms[(what, d)])}/"
+                 f"{len(score.alarms[(what, d)])})" for d in dets]
+        print(f"  {what:30s}" + "".join(f"{c:>22s}" for c in cells) + "   target <= 2 %")
+    if "learned" in dets:
+        flagged = [name for (name, _), hit in zip(negatives, score.alarms[("further negatives", "learned")])
+                   if hit]
+        print(f"  learned, further negatives flagged: {', '.join(flagged) or 'none'}")
+
+    print("\nSeconds per image (median): " + ", ".join(
+        f"{d} {np.median([t for (c, dd), ts in score.seconds.items() if dd == d and c != 'thumb' for t in ts]):.3f} s"
+        for d in dets) + " (photos of ~0.15-0.25 MP)")
+    print(large)
+
+
+def large_scan_case(detectors: dict, score: DamageScore) -> str:
+    """One 6000x4000 scan (a McMaster photo enlarged) with the mixed damage drawn at x2 size: mask
+    recall/precision, a false alarm on the clean scan, and each detector's time."""
+    clean = decode(DATA / "sr_gt/McMaster/1.tif", max_pixels=10**9).pixels
+    big = cv2.resize(clean, (6000, 4000), interpolation=cv2.INTER_CUBIC)
+    px, truth = damaged(big, "large", damage_mod.MIXED, 0, np.random.default_rng(77), scale=2.0)
+    lines = ["\nLarge scan: 6000x4000 (McMaster 1 enlarged), the mixed damage drawn at x2 size"]
+    for det, fn in detectors.items():
+        t = time.perf_counter()
+        alarm = bool(fn(big).any())
+        t_clean = time.perf_counter() - t
+        t = time.perf_counter()
+        mask = fn(px)
+        t_damaged = time.perf_counter() - t
+        score.add("large", det, big, px, truth, mask, residual=False, speck_side=24)
+        r, p = score.ratio("large", det, "hit", "truth"), score.ratio("large", det, "near", "mask")
+        rf, pf = score.ratio("large", det, "hit_filled", "truth"), score.ratio("large", det, "near_filled", "filled")
+        sp = score.ratio("large", det, "specks_found", "specks")
+        lines.append(f"  {det:10s} recall/prec {r:5.3f}/{p:5.3f}, inpainted {rf:5.3f}/{pf:5.3f}, specks {sp:5.3f}; "
+                     f"clean scan flagged: {alarm}; {t_clean:.1f} s clean, {t_damaged:.1f} s damaged")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="every 3rd photo, one speed run")
     ap.add_argument("--calibrate", action="store_true", help="print the calibration-half distributions")
-    ap.add_argument("--only", choices=["scratches"], help="run and print one finding's cases alone")
+    ap.add_argument("--only", choices=["scratches", "damage"], help="run and print one finding's cases alone; "
+                    "damage: the classical and the learned damage detectors side by side")
+    ap.add_argument("--models-dir", type=Path, default=None,
+                    help="where restorium-damage-unet.pth is (default: weights/ when it holds it, else "
+                         "$RESTORIUM_MODELS_DIR)")
     args = ap.parse_args()
+    if args.only == "damage":
+        run_damage(args)
+        return
 
     photos = clean_photos()
     chosen = list(range(len(photos)))[:: 3 if args.quick else 1]

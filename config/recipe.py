@@ -52,9 +52,14 @@ class CleanupStep(_Strict):
     """Dust and scratch removal, applied only inside the mask QA detected."""
 
     auto: bool = True
-    method: Literal["telea", "ns"] = "telea"
+    # tasks.steps.inpaint: the presets use "spline" (bench/inpainting.py); "telea" stays the
+    # default so recipes recorded before the sparse fills existed keep their meaning.
+    method: Literal["spline", "biharmonic", "harmonic", "telea", "ns"] = "telea"
     radius: int = Field(3, ge=1, le=15)
     dilate: int = Field(1, ge=0, le=5)
+    # The learned damage detector (models.damage), whose mask replaces the classical one where its
+    # weights are present; None: the classical detector alone (recipes from before it existed).
+    detector: str | None = Field(None, description="Damage-segmentation model for the cleanup mask.")
 
 
 class DeblurStep(_Strict):
@@ -178,6 +183,7 @@ ADDED_LATER: dict[tuple[str, str], Any] = {
     ("upscale", "fallback_model"): None,
     ("finish", "gan_corrections_only"): False,
     ("finish", "fidelity_model_blend"): None,
+    ("cleanup", "detector"): None,
 }
 
 

@@ -57,7 +57,7 @@ class CreditedModel:
 def build_toolkit(
     models_dir: str | Path, device: str, upscale_models: list[str], denoiser_model: str | None,
     face_model: str | None = None, threads: int | None = None, precision: str = "fp32",
-    tile: int | None = None,
+    tile: int | None = None, damage_model: str | None = None,
 ) -> tuple[Any, dict[str, str]]:
     """Load the models a recipe needs → (tasks.steps.pipeline.Toolkit, model name → weights sha256).
 
@@ -92,7 +92,14 @@ def build_toolkit(
         detector = FaceDetector(weights.path, score_threshold=0.5, name=face_model)
         faces = CreditedModel(detector, model_details(weights))
         loaded[face_model] = weights.sha256
-    kit = Toolkit(upscalers=upscalers, denoiser=denoiser, faces=faces, software=software_agent(),
+    damage = None
+    if damage_model:
+        from models.damage import DamageDetector
+
+        weights = resolve(damage_model, folder)
+        damage = CreditedModel(DamageDetector(weights, device=chosen, precision=precision), model_details(weights))
+        loaded[damage_model] = weights.sha256
+    kit = Toolkit(upscalers=upscalers, denoiser=denoiser, faces=faces, damage=damage, software=software_agent(),
                   host=host_agent(chosen))
     return kit, loaded
 
@@ -101,10 +108,10 @@ class ScanWorker:
     def __init__(
         self, models_dir: str, device: str, upscale_models: list[str], denoiser_model: str | None,
         expected_weights: dict[str, str], threads: int | None = None, face_model: str | None = None,
-        precision: str = "fp32", tile: int | None = None,
+        precision: str = "fp32", tile: int | None = None, damage_model: str | None = None,
     ):
         self.kit, loaded = build_toolkit(models_dir, device, upscale_models, denoiser_model, face_model, threads,
-                                         precision, tile)
+                                         precision, tile, damage_model)
         self.device = self.kit.host.details.get("device", device)
         # The driver keyed every master on the weights it resolved; refuse to make masters with
         # other bytes (a file swapped between resolution and loading, or a different node's copy).

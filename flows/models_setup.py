@@ -26,6 +26,7 @@ class RecipeModels:
     notes: list[str] = field(default_factory=list)
     face_detector: str | None = None
     precision: str = "fp32"  # the models' compute precision, resolved for the run's device
+    damage_detector: str | None = None  # the learned damage detector; None: the classical one
 
 
 def run_precision(cfg: Settings) -> str:
@@ -81,4 +82,12 @@ def resolve_recipe_models(recipe: Recipe, cfg: Settings, precision: str | None =
             faces = FACE_MODEL
         except WeightsNotFoundError:
             notes.append(f"{FACE_MODEL} weights are not in {cfg.models_dir}: faces are not protected")
-    return RecipeModels([name], denoiser, weights, notes, faces, precision or run_precision(cfg))
+    damage = recipe.cleanup.detector if recipe.cleanup.auto else None
+    if damage is not None:
+        try:
+            weights[damage] = resolve(damage, cfg.models_dir).sha256
+        except WeightsNotFoundError:
+            notes.append(f"{damage} weights are not in {cfg.models_dir} (make them: restorium models prepare): "
+                         "dust and scratches are found by the classical detector")
+            damage = None
+    return RecipeModels([name], denoiser, weights, notes, faces, precision or run_precision(cfg), damage)

@@ -58,7 +58,7 @@ def reproduce(master: Path, cfg: Settings, *, original: Path | None = None, keep
     from tasks.steps.pipeline import process_scan
 
     kit, _ = build_toolkit(cfg.models_dir, device, models.upscale_models, models.denoiser,
-                           models.face_detector, threads, models.precision, cfg.tile)
+                           models.face_detector, threads, models.precision, cfg.tile, models.damage_detector)
     with tempfile.TemporaryDirectory(prefix="restorium-reproduce-") as tmp:
         out = Path(keep).resolve() if keep else Path(tmp)
         out.mkdir(parents=True, exist_ok=True)

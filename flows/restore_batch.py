@@ -226,7 +226,7 @@ class _Batch:
             workers.connect(self.cfg)
             self.pool = workers.start_workers(
                 self.cfg, self.models.upscale_models, self.models.denoiser, self.models.weights,
-                self.models.face_detector, self.models.precision,
+                self.models.face_detector, self.models.precision, self.models.damage_detector,
             )
             self.summary.timings["startup_seconds"] = round(time.perf_counter() - began, 3)
         return self.pool

@@ -89,7 +89,7 @@ class WorkerPool:
 
 def start_workers(
     settings: Settings, upscale_models: list[str], denoiser_model: str | None, weights: dict[str, str],
-    face_model: str | None = None, precision: str = "fp32",
+    face_model: str | None = None, precision: str = "fp32", damage_model: str | None = None,
 ) -> WorkerPool:
     """Start (or reuse) the named model workers; returns once every model is loaded."""
     cuda = use_cuda(settings)
@@ -107,7 +107,7 @@ def start_workers(
             max_concurrency=settings.scans_in_flight, **resources,
         ).remote(
             str(settings.models_dir), "cuda" if cuda else "cpu", upscale_models, denoiser_model,
-            weights, None if cuda else threads, face_model, precision, settings.tile,
+            weights, None if cuda else threads, face_model, precision, settings.tile, damage_model,
         )
         actors.append(actor)
     pool = WorkerPool(actors, cpus=float(settings.workers * (1 if cuda else threads)),

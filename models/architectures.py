@@ -66,6 +66,22 @@ def _ffdnet(**kwargs: Any) -> nn.Module:
     return FFDNet(**kwargs)
 
 
+def _damage_unet(**kwargs: Any) -> nn.Module:
+    from models.damage import DamageUNet
+
+    return DamageUNet(**kwargs)
+
+
+def unet_radius(kw: dict[str, Any]) -> int:
+    """DamageUNet's reach: 2 px per pair of 3x3 convolutions at each level's pixel pitch, down and
+    up, plus 1 px of pitch per max-pool and per 2x2 transposed convolution between levels, plus the
+    top-hat features' opening and closing (k - 1 px for a k x k square)."""
+    levels = int(kw.get("levels", 3))
+    convs = sum(2 * 2**i for i in range(levels)) + sum(2 * 2**i for i in range(levels - 1))
+    tophat = max((int(k) - 1 for k in kw.get("tophat", ())), default=0)
+    return convs + 2 * sum(2**i for i in range(levels - 1)) + tophat
+
+
 def _check_yunet(path: Path) -> None:
     import cv2
 
@@ -87,6 +103,8 @@ ARCHITECTURES: dict[str, ArchitectureSpec] = {spec.name: spec for spec in (
     ArchitectureSpec("FFDNet", _ffdnet, receptive_radius=lambda kw: 2 * int(kw.get("nb", 12)) + 1,
                      input_multiple=lambda scale: 2),
     ArchitectureSpec("YuNet", None, check_onnx=_check_yunet),  # run by OpenCV's FaceDetectorYN
+    # models.damage: pads to its own 2^(levels-1) grid, at most 8 (4 levels); tiles keep an 8 px grid.
+    ArchitectureSpec("DamageUNet", _damage_unet, receptive_radius=unet_radius, input_multiple=lambda scale: 8),
 )}
 
 

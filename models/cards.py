@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-Task = Literal["upscale", "denoise", "detect"]
-Architecture = Literal["SRVGGNetCompact", "RRDBNet", "FFDNet", "YuNet"]
+Task = Literal["upscale", "denoise", "detect", "segment"]
+Architecture = Literal["SRVGGNetCompact", "RRDBNet", "FFDNet", "YuNet", "DamageUNet"]
 ParamsKey = Literal["params_ema", "params"] | None
 Training = Literal["gan", "fidelity"]
 
@@ -173,6 +173,25 @@ _CARD_LIST += (
                     "photographs: the archival preset's upscaler when present.",
         make_command="restorium models finetune PHOTOS... (clean photographs; ~20 min on a 2-core CPU)",
         training="fidelity",
+    ),
+)
+
+# The damage detector: a small U-Net each site trains itself (models.damage_training).
+_CARD_LIST += (
+    ModelCard(
+        name="restorium-damage-unet",
+        task="segment",
+        architecture="DamageUNet",
+        arch_kwargs={"in_ch": 3, "base": 16, "levels": 3},
+        scale=1,
+        filename="restorium-damage-unet.pth",
+        url=None,  # trained here; nobody publishes it
+        sha256=None,
+        licence="BSD-3-Clause (restorium's own)",
+        params_key="params",
+        description="Scratch, fibre and dust segmentation (a small U-Net) trained here on synthetic damage "
+                    "drawn over clean photographs (tasks.demo.damage): the damage mask for cleanup.",
+        make_command="restorium models prepare",
     ),
 )
 

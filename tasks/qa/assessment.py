@@ -64,21 +64,7 @@ def problems_for(diagnosis: Diagnosis) -> list[tuple[str, str]]:
         found.append((DEFOCUS_BLUR, f"defocus blur: sigma {blur['sigma_px']:.1f} px"))
     if f["noise_sigma"] > noise.NOISY_SIGMA:
         found.append((NOISY, f"noisy: sigma {f['noise_sigma']:.1f}"))
-    s = f["scratches"]
-    dusty = s["dust_count"] > scratches.DUSTY_COUNT
-    if s["count"]:
-        lines = f"{s['count']} line" + ("s" if s["count"] != 1 else "")
-        opaque = s.get("opaque_specks", 0)  # findings recorded before 2026-12-03 lack it
-        specks = ""
-        if dusty:
-            specks = f", {s['dust_count']} specks"
-        elif opaque:
-            specks = f", {opaque} opaque speck" + ("s" if opaque != 1 else "")
-        found.append((SCRATCHES, f"scratches: {s['coverage'] * 100:.2f} % of pixels ({lines}{specks})"))
-        if dusty:
-            found.append((DUST, f"dust: {s['dust_count']} specks"))
-    elif dusty:
-        found.append((DUST, f"dust: {s['dust_count']} specks ({s['coverage'] * 100:.2f} % of pixels)"))
+    found.extend(_damage_reasons(f))
     if f["contrast"] < tone.FADED_CONTRAST:
         found.append((FADED, f"faded: contrast {f['contrast']:.2f}"))
     cast = f["color_cast"]
@@ -97,12 +83,54 @@ def problems_for(diagnosis: Diagnosis) -> list[tuple[str, str]]:
     return found
 
 
-def assess(image: DecodedImage) -> QAReport:
+def _damage_reasons(f: dict) -> list[tuple[str, str]]:
+    """Scratches and dust: the learned detector's components when it ran (findings["damage"]),
+    else the classical detector's lines and specks."""
+    learned = f.get("damage")
+    if learned is not None:
+        found = []
+        coverage = f"{learned['coverage'] * 100:.2f} % of pixels, {learned['model']}"
+        if learned["lines"]:
+            lines = f"{learned['lines']} line" + ("s" if learned["lines"] != 1 else "")
+            found.append((SCRATCHES, f"scratches: {lines} ({coverage})"))
+        if learned["specks"]:
+            found.append((DUST, f"dust: {learned['specks']} specks" + ("" if learned["lines"] else f" ({coverage})")))
+        return found
+    s = f["scratches"]
+    dusty = s["dust_count"] > scratches.DUSTY_COUNT
+    if s["count"]:
+        lines = f"{s['count']} line" + ("s" if s["count"] != 1 else "")
+        opaque = s.get("opaque_specks", 0)  # findings recorded before 2026-12-03 lack it
+        specks = ""
+        if dusty:
+            specks = f", {s['dust_count']} specks"
+        elif opaque:
+            specks = f", {opaque} opaque speck" + ("s" if opaque != 1 else "")
+        found = [(SCRATCHES, f"scratches: {s['coverage'] * 100:.2f} % of pixels ({lines}{specks})")]
+        return found + ([(DUST, f"dust: {s['dust_count']} specks")] if dusty else [])
+    if dusty:
+        return [(DUST, f"dust: {s['dust_count']} specks ({s['coverage'] * 100:.2f} % of pixels)")]
+    return []
+
+
+# What of the learned detector's report becomes a finding (its timings and execution go into the
+# QA step's parameters instead: findings are the same for the same scan).
+DAMAGE_FINDINGS = ("damaged", "lines", "specks", "coverage", "threshold", "seed_threshold", "min_area", "model",
+                   "weights_sha256")
+
+
+def assess(image: DecodedImage, damage: tuple[np.ndarray, dict] | None = None) -> QAReport:
+    """`damage`: the learned detector's (mask, report) for this scan, when it ran; its mask then
+    replaces the classical one for cleanup (both findings are kept)."""
     diagnosis = diagnose(image)
+    mask = diagnosis.scratch_mask
+    if damage is not None:
+        mask = damage[0] if damage[0].any() else None
+        diagnosis.findings["damage"] = {key: damage[1][key] for key in DAMAGE_FINDINGS if key in damage[1]}
     found = problems_for(diagnosis)
     return QAReport(
         verdict="warn" if found else "pass", reasons=[text for _, text in found], findings=diagnosis.findings,
-        problems=frozenset(flag for flag, _ in found), scratch_mask=diagnosis.scratch_mask,
+        problems=frozenset(flag for flag, _ in found), scratch_mask=mask,
     )
 
 

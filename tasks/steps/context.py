@@ -52,6 +52,13 @@ class FaceFinder(Protocol):
     def detect(self, rgb: np.ndarray) -> list: ...
 
 
+class DamageFinder(Protocol):  # models.damage.DamageDetector
+    agent: AgentInfo
+    last_inference_seconds: float
+
+    def detect(self, rgb: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]: ...
+
+
 @dataclass
 class Toolkit:
     """What a worker lends the pipeline: loaded models and the agents to credit."""
@@ -61,6 +68,7 @@ class Toolkit:
     software: AgentInfo
     host: AgentInfo
     faces: FaceFinder | None = None
+    damage: DamageFinder | None = None  # the learned damage detector; None: QA's classical mask
 
 
 @dataclass(frozen=True)

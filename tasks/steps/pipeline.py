@@ -160,16 +160,30 @@ class _Gate:
 
 def _qa(run: StepContext, image: DecodedImage) -> _Gate:
     with run.step(QA) as step:
-        report = qa_stage.assess(image)
+        damage = _find_damage(run, image)
+        report = qa_stage.assess(image, damage)
         capture = _capture(run.job, image)
         verdict = Verdict.worst(report.verdict, *([capture.verdict] if capture else []))
         reasons = list(report.reasons) + ([r.message for r in capture.problems] if capture else [])
         params = {"verdict": str(verdict), "reasons": reasons, "findings": report.findings,
                   "capture": capture.to_dict() if capture else None}
+        if damage is not None:
+            params["damage_detection"] = {k: v for k, v in damage[1].items() if k not in qa_stage.DAMAGE_FINDINGS}
         if verdict != Verdict.FAIL:
             step.record(f"verdict {verdict}" + "".join(f"; {r}" for r in reasons), params,
+                        model=run.kit.damage.agent if run.kit.damage is not None else None,
                         outcome=StepOutcome.WARNING if verdict == Verdict.WARN else StepOutcome.SUCCESS)
     return _Gate(report, capture, verdict, params, step.when)
+
+
+def _find_damage(run: StepContext, image: DecodedImage) -> tuple[np.ndarray, dict[str, Any]] | None:
+    """The learned detector's damage mask and report, where the worker has it (else QA's classical
+    detector finds scratches and dust on its own)."""
+    if run.kit.damage is None:
+        return None
+    found = run.kit.damage.detect(_model_input(image))
+    run.model_time(run.kit.damage.last_inference_seconds)
+    return found
 
 
 def _capture(job: ScanJob, image: DecodedImage) -> CaptureCheck | None:

@@ -56,7 +56,7 @@ class WhiteBalanceParams(TypedDict):  # tasks.steps.tone.white_balance
 
 
 class InpaintParams(TypedDict):  # tasks.steps.inpaint.inpaint (the mask comes from QA)
-    method: Literal["telea", "ns"]
+    method: Literal["spline", "biharmonic", "harmonic", "telea", "ns"]
     radius: int
     dilate: int
 

@@ -82,6 +82,7 @@ def test_fields_added_later_leave_recorded_recipes_their_hash_and_meaning():
                               fidelity_model_blend=None)
     recorded["tone"].update(keep_toned=False)
     recorded["upscale"].update(model="realesr-general-x4v3", fallback_model=None)
+    recorded["cleanup"].update(detector=None, method="telea")
     assert Recipe.model_validate(recorded).hash == "359d7a2defe08d75a8c0da1524e4ac991aab9bad7e2db3a3a1b8482848fb5cd7"
     for section, key in ADDED_LATER:
         del recorded[section][key]  # a stored recipe dict from then lacks the fields: same hash, same steps
@@ -95,3 +96,5 @@ def test_fields_added_later_leave_recorded_recipes_their_hash_and_meaning():
     assert '"fallback_model":"realesr-general-x4v3"' in archival.canonical_json()
     assert archival.finish.gan_corrections_only and '"gan_corrections_only":true' in archival.canonical_json()
     assert old.finish.fidelity_model_blend is None and '"fidelity_model_blend":0.2' in archival.canonical_json()
+    assert old.cleanup.detector is None and archival.cleanup.detector is None
+    assert old.cleanup.method == "telea" and '"method":"spline"' in archival.canonical_json()

@@ -48,3 +48,35 @@ def test_present_weights_are_used_and_a_corrupt_file_never_falls_back(tmp_path: 
     with pytest.raises(Exception, match="restorium-fidelity-x4v3") as refused:
         resolve_recipe_models(load_recipe("archival"), cfg)
     assert not isinstance(refused.value, MissingModelError)
+
+
+def test_the_learned_damage_detector_is_used_where_made_and_else_the_classical_one(
+        tmp_path: Path, shared_models: Path) -> None:
+    import torch
+
+    from models.cards import CARDS
+    from models.damage import DamageUNet
+
+    models_dir = tmp_path / "models"
+    for name in ("realesr-general-x4v3", "ffdnet_color"):
+        import_weights(shared_models / f"{name}.pth", name, models_dir)
+    cfg = Settings(home=tmp_path / "archive", models_dir=models_dir)
+    preset = load_recipe("archival")
+    assert preset.cleanup.detector is None  # the classical detector until a learned one beats it
+    archival = preset.model_copy(update={"cleanup": preset.cleanup.model_copy(
+        update={"detector": "restorium-damage-unet"})})
+
+    missing = resolve_recipe_models(archival, cfg)
+    assert missing.damage_detector is None and "restorium-damage-unet" not in missing.weights
+    assert any("restorium-damage-unet weights are not in" in note and "classical detector" in note
+               for note in missing.notes)
+
+    torch.manual_seed(0)  # any network of the card's shape stands in for trained weights here
+    net = DamageUNet(**CARDS["restorium-damage-unet"].arch_kwargs)
+    torch.save({"params": net.state_dict()}, tmp_path / "damage.pth")
+    made = import_weights(tmp_path / "damage.pth", "restorium-damage-unet", models_dir)
+    present = resolve_recipe_models(archival, cfg)
+    assert present.damage_detector == "restorium-damage-unet"
+    assert present.weights["restorium-damage-unet"] == made.sha256  # in every master's derivation key
+    off = archival.model_copy(update={"cleanup": archival.cleanup.model_copy(update={"auto": False})})
+    assert resolve_recipe_models(off, cfg).damage_detector is None

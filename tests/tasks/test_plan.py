@@ -78,7 +78,7 @@ def test_each_step_acts_only_on_what_qa_found():
                      problems=ALL_PROBLEMS, has_mask=True)
     assert plan.levels["strength"] == ARCHIVAL.tone.levels_strength
     assert plan.white_balance == {"method": "grey-edge", "strength": ARCHIVAL.tone.white_balance_strength}
-    assert plan.inpaint["method"] == "telea"
+    assert plan.inpaint["method"] == ARCHIVAL.cleanup.method == "spline"
     assert plan.deblur["blur"]["type"] == "motion" and plan.deblur["strength"] == ARCHIVAL.deblur.strength
     # deconvolution is told the noise left after denoising: sqrt(6^2 - 4.8^2) = 3.6
     assert plan.deblur["noise_sigma"] == pytest.approx(3.6, abs=0.01)

@@ -108,3 +108,29 @@ def test_tiny_and_flat_images_do_not_break_the_report():
         report = assess(DecodedImage(pixels, None, depth, None, None))
         assert report.verdict in ("pass", "warn", "fail") and report.findings
         assert json.loads(json.dumps(report.to_dict(), allow_nan=False)) == report.to_dict()  # no NaN/inf
+
+
+def test_the_learned_detectors_mask_replaces_the_classical_one(shared_data):
+    clean = decode(shared_data / "sr_gt/McMaster/8.tif", max_pixels=10**9).pixels
+    scratched = _image(samples.scratch_and_dust(clean, 3, 0, seed=3)[0])
+    classical = assess(scratched)
+    assert "scratches" in classical.problems and classical.scratch_mask is not None
+
+    report = {"damaged": True, "lines": 2, "specks": 5, "coverage": 0.0123, "threshold": 0.5,
+              "seed_threshold": 0.85, "min_area": 2, "model": "restorium-damage-unet", "weights_sha256": "ab" * 32,
+              "seconds": 0.4, "inference_seconds": 0.3}
+    mask = np.zeros(clean.shape[:2], bool)
+    mask[10:20, 30] = True
+    learned = assess(scratched, (mask, report))
+    assert learned.scratch_mask is mask
+    assert {"scratches", "dust"} <= learned.problems
+    assert "scratches: 2 lines (1.23 % of pixels, restorium-damage-unet)" in learned.reasons
+    assert "dust: 5 specks" in learned.reasons
+    # The classical finding stays on record beside it; timings are no finding (same scan, same findings).
+    assert learned.findings["scratches"] == classical.findings["scratches"]
+    assert "seconds" not in learned.findings["damage"] and learned.findings["damage"]["lines"] == 2
+    json.dumps(learned.to_dict())
+
+    nothing = assess(scratched, (np.zeros(clean.shape[:2], bool), {**report, "damaged": False, "lines": 0,
+                                                                   "specks": 0, "coverage": 0.0}))
+    assert not {"scratches", "dust"} & nothing.problems and nothing.scratch_mask is None
