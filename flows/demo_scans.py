@@ -12,7 +12,7 @@ import numpy as np
 import tifffile
 from PIL import Image, ImageCms
 
-from tasks.demo.samples import Degradation, degrade, demo_photographs
+from tasks.demo.samples import Degradation, degrade_with_mask, demo_photographs
 
 
 def _srgb_icc() -> bytes:
@@ -24,46 +24,54 @@ def _srgb_icc() -> bytes:
     return bytes(icc)
 
 
-# Each photograph's degradation seed, offset from the demo's seed.
-DEMO_SEEDS = {"astronaut": 0, "rocket": 1, "coffee": 2, "chelsea": 3, "camera": 4}
-
-
-def write_demo_scans(folder: Path, seed: int = 0) -> list[Path]:
-    """Write the sample scans (overwriting earlier demo scans: same seed, same bytes)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    photos = demo_photographs()
-    # Grain survives in lossless scans; only the JPEG sample is compressed (by its own save).
-    spec = Degradation(jpeg_quality=None)
-    icc = _srgb_icc()
-    written = []
-
-    scan = degrade(photos["astronaut"], spec, seed + DEMO_SEEDS["astronaut"])
-    path = folder / "astronaut_16bit.tif"
+def _tiff16(path: Path, scan: np.ndarray, icc: bytes) -> None:
     tifffile.imwrite(path, scan.astype(np.uint16) * 257, photometric="rgb", compression="deflate",
                      resolution=(600, 600), resolutionunit="INCH", extratags=[(34675, "B", len(icc), icc, True)])
-    written.append(path)
 
-    scan = degrade(photos["rocket"], spec, seed + DEMO_SEEDS["rocket"])
-    path = folder / "rocket.tif"
+
+def _tiff8(path: Path, scan: np.ndarray, icc: bytes) -> None:
     tifffile.imwrite(path, scan, photometric="rgb", resolution=(300, 300), resolutionunit="INCH")
-    written.append(path)
 
-    scan = degrade(photos["coffee"], spec, seed + DEMO_SEEDS["coffee"])
-    path = folder / "coffee.jpg"
+
+def _jpeg(path: Path, scan: np.ndarray, icc: bytes) -> None:
     exif = Image.Exif()
     exif[0x010F] = "Demo Scanner Co."  # Make
     exif[0x0110] = "FlatBed 9000"  # Model
     exif[0x0132] = "2026:11:21 09:00:00"  # DateTime
     Image.fromarray(scan).save(path, quality=88, exif=exif, icc_profile=icc, dpi=(400, 400))
-    written.append(path)
 
-    scan = degrade(photos["chelsea"], spec, seed + DEMO_SEEDS["chelsea"])
-    path = folder / "chelsea.png"
-    Image.fromarray(scan).save(path)
-    written.append(path)
 
-    scan = degrade(photos["camera"], spec, seed + DEMO_SEEDS["camera"])
-    path = folder / "cameraman_gray.png"
+def _png(path: Path, scan: np.ndarray, icc: bytes) -> None:
     Image.fromarray(scan).save(path)
-    written.append(path)
-    return written
+
+
+# Each photograph's degradation seed, offset from the demo's seed.
+DEMO_SEEDS = {"astronaut": 0, "rocket": 1, "coffee": 2, "chelsea": 3, "camera": 4}
+# Each scan's file name → its photograph and writer, in the order they are written.
+DEMO_FILES = {"astronaut_16bit.tif": ("astronaut", _tiff16), "rocket.tif": ("rocket", _tiff8),
+              "coffee.jpg": ("coffee", _jpeg), "chelsea.png": ("chelsea", _png),
+              "cameraman_gray.png": ("camera", _png)}
+# Grain survives in lossless scans; only the JPEG sample is compressed (by its own save).
+DEMO_DEGRADATION = Degradation(jpeg_quality=None)
+
+
+def demo_scans(seed: int = 0, spec: Degradation = DEMO_DEGRADATION) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """The sample scans before they are written: (file name, scan, the true mask of its drawn scratches
+    and dust). Another `spec` (e.g. no scratches, no dust) gives the same scans otherwise: the noise is
+    drawn first, then the damage."""
+    photos = demo_photographs()
+    return [(file, *degrade_with_mask(photos[name], spec, seed + DEMO_SEEDS[name]))
+            for file, (name, _) in DEMO_FILES.items()]
+
+
+def write_scan(folder: Path, file: str, scan: np.ndarray) -> Path:
+    """Write one of `demo_scans` as the demo does (its format, bit depth, profile, ppi, EXIF)."""
+    path = folder / file
+    DEMO_FILES[file][1](path, scan, _srgb_icc())
+    return path
+
+
+def write_demo_scans(folder: Path, seed: int = 0) -> list[Path]:
+    """Write the sample scans (overwriting earlier demo scans: same seed, same bytes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return [write_scan(folder, file, scan) for file, scan, _ in demo_scans(seed)]
