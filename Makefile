@@ -16,7 +16,7 @@ ifneq ($(SHARED_MODELS),)
 export RESTORIUM_MODELS_DIR ?= $(SHARED_MODELS)
 endif
 
-.PHONY: install system-deps demo lint typecheck test test-fast bench bench-scale bench-catalog bench-quality fidelity-weights clean-demo
+.PHONY: install system-deps weights demo lint typecheck test test-fast bench bench-scale bench-catalog bench-quality clean-demo
 
 # Debian tools the tests drive for real: exiftool reads masters back like an auditor would,
 # Chromium + ChromeDriver run the review page's browser tests. Installed when missing and we may
@@ -31,7 +31,7 @@ OSD_VERSION := 6.1.1
 OSD_INTEGRITY := sha512-g4iKe2q8B642SaBT3+x4ZF3/8b1TxPPydyjmtrOLgDrlYWMKd9ZXM+1Cb/xa9DVySkvs/7l6HR1nHKfD5F3Tsw==
 OSD := flows/review/static/openseadragon/openseadragon.min.js
 
-install: system-deps $(STAMP) $(OSD)
+install: system-deps $(STAMP) $(OSD) weights
 
 $(OSD):
 	@if ! command -v npm >/dev/null; then echo "note: npm is missing: no OpenSeadragon, the deep-zoom tests will skip"; exit 0; fi; \
@@ -59,12 +59,19 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip check
 	rm -f $(VENV)/.installed-* && touch $@
 
-# The fine-tuned archival upscaler, where `make fidelity-weights` made it (tests keep the shared folder).
+# The archival upscaler nobody publishes (restorium-fidelity-x4v3), made on install from its
+# published parent in ../shared/models and the 56 CBSD68 photographs bench/quality.py never scores
+# (models/prepare.py: ~2.5 min on 2 cores the first time, seconds once made). It goes into weights/
+# (ignored by git) beside links to the shared weights; the demo and benchmarks use that folder.
 WEIGHTS := weights
-FIDELITY_MODELS := $(if $(wildcard $(WEIGHTS)/restorium-fidelity-x4v3.pth),$(abspath $(WEIGHTS)))
+MADE_MODELS := $(if $(SHARED_MODELS),$(abspath $(WEIGHTS)))
+
+weights: $(STAMP)
+	@if [ -z "$(SHARED_MODELS)" ]; then echo "note: no ../shared/models: make the archival models with 'restorium models prepare PHOTOS... --from PARENTS'"; exit 0; fi; \
+	$(BIN)/restorium models prepare --models-dir $(WEIGHTS) --from $(SHARED_MODELS) $$($(BIN)/python bench/quality.py --held-out)
 
 demo: install
-	$(if $(FIDELITY_MODELS),RESTORIUM_MODELS_DIR=$(FIDELITY_MODELS)) $(BIN)/restorium demo --home archive-demo
+	$(if $(MADE_MODELS),RESTORIUM_MODELS_DIR=$(MADE_MODELS)) $(BIN)/restorium demo --home archive-demo
 
 # Lint first: pyflakes, pycodestyle, import order, and a reason on every broad except (pyproject);
 # then the types (mypy: its settings and the packages it checks are in pyproject too).
@@ -91,16 +98,9 @@ bench-scale: install  # ~15 min on 2 cores: overhead, driver memory at 500/2,000
 bench-catalog: install  # ~5 min: find/audit latency at 1,000,000 events, SQLite and PostgreSQL
 	$(BIN)/python bench/catalog_queries.py
 
-# The archival preset's upscaler, made here: realesr-general-x4v3 fine-tuned for fidelity on the 56
-# CBSD68 photographs bench/quality.py never scores (~12 min on 2 cores in bf16; bench/finetune.py). It goes into weights/
-# (ignored by git) beside links to the shared weights; demo and bench-quality use that folder when it exists.
-fidelity-weights: install
-	@test -n "$(SHARED_MODELS)" || { echo "../shared/models is needed (the parent weights)"; exit 2; }
-	mkdir -p $(WEIGHTS) && for f in $(SHARED_MODELS)/*.pth $(SHARED_MODELS)/*.onnx; do ln -sf "$$f" $(WEIGHTS)/; done
-	$(BIN)/restorium models finetune --models-dir $(WEIGHTS) --overwrite $$($(BIN)/python bench/quality.py --held-out)
-
-bench-quality: install  # ~3 min: PSNR/SSIM vs ground truth, bicubic / Real-ESRGAN CLI / archival
-	$(if $(FIDELITY_MODELS),RESTORIUM_MODELS_DIR=$(FIDELITY_MODELS)) $(BIN)/python bench/quality.py
+bench-quality: install  # ~5 min: PSNR/SSIM vs ground truth, bicubic / Real-ESRGAN CLI / archival
+	$(if $(MADE_MODELS),RESTORIUM_MODELS_DIR=$(MADE_MODELS)) $(BIN)/python bench/quality.py
+	$(if $(MADE_MODELS),RESTORIUM_MODELS_DIR=$(MADE_MODELS)) $(BIN)/python bench/quality.py --validation
 
 clean-demo:
 	rm -rf archive-demo

@@ -1,6 +1,6 @@
 """Fine-tuning speed: seconds per step of `restorium models finetune`, today's path beside this code.
 
-The same photographs (the CBSD68 photographs `make fidelity-weights` trains on), settings and seed,
+The same photographs (the CBSD68 photographs `make weights` trains on), settings and seed,
 --steps steps each, in separate processes, the three interleaved --rounds times and the best round
 of each kept (a 2-core machine shared with other work slows OpenMP's barriers by whole time slices;
 interleaving and the minimum keep that out of the comparison):
@@ -9,7 +9,7 @@ interleaving and the minimum keep that out of the comparison):
                  same environment): fp32, NCHW
   this code      fp32 (channels_last), and its default precision (auto: bf16 where the CPU has it)
 
-and the time `make fidelity-weights` (3,000 steps) would take at each rate.
+and the time `make weights` (FinetuneSettings.steps) would take at each rate.
 
 Usage: python bench/finetune.py [--steps 40] [--rounds 3] [--baseline REV]
 """

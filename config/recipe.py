@@ -29,6 +29,11 @@ class DenoiseStep(_Strict):
     auto_fraction: float = Field(0.8, gt=0, le=1.5)
     min_sigma: float = Field(2.0, ge=0, description="Measured noise below this: the step is skipped.")
     max_sigma: float = Field(15.0, gt=0, le=75, description="Cap: restore at moderate strength.")
+    # Before an upscaler trained for fidelity on grained scans (restorium-fidelity-x4v3: sigma up to
+    # 15), noise measured below this is left to the model: FFDNet first smooths texture the model
+    # would keep (bench/quality.py, issue 22). None: min_sigma whatever the model.
+    fidelity_model_min_sigma: float | None = Field(None, ge=0, description="Measured noise below this is left "
+                                                   "to an upscaler trained for fidelity (None: min_sigma).")
 
 
 class ToneStep(_Strict):
@@ -184,6 +189,7 @@ ADDED_LATER: dict[tuple[str, str], Any] = {
     ("finish", "gan_corrections_only"): False,
     ("finish", "fidelity_model_blend"): None,
     ("cleanup", "detector"): None,
+    ("denoise", "fidelity_model_min_sigma"): None,
 }
 
 

@@ -38,7 +38,9 @@ from tasks.files.atomic import atomic_write
 
 @dataclass(frozen=True)
 class FinetuneSettings:
-    steps: int = 3000
+    # 1,500 steps: 2.5 min on 2 cores in bf16, within 0.05 dB of 3,000 (bench/RESULTS.md, issue 22),
+    # so a fresh install makes the archival upscaler before its first run.
+    steps: int = 1500
     batch: int = 8
     patch: int = 128  # ground-truth crop; the degraded input is patch / scale
     lr: float = 2e-4
@@ -52,6 +54,15 @@ class FinetuneSettings:
     jpeg_quality: tuple[int, int] = (40, 95)
     # auto: bf16 autocast where the hardware has it (models.precision); the record names the one used.
     precision: str = "auto"
+
+
+def photographs_digest(photos: Sequence[np.ndarray]) -> str:
+    """One sha256 over the decoded pixels of the training photographs, in order: the training
+    record's name for the set (the same pictures in other files or formats hash the same)."""
+    digest = hashlib.sha256()
+    for photo in photos:
+        digest.update(hashlib.sha256(np.ascontiguousarray(photo).tobytes()).digest())
+    return digest.hexdigest()
 
 
 def degrade_patch(hr: np.ndarray, scale: int, rng: np.random.Generator, s: FinetuneSettings) -> np.ndarray:
@@ -126,14 +137,13 @@ def finetune(parent: ResolvedWeights, photos: Sequence[np.ndarray], out_path: Pa
     net.eval()
     out_path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"params": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}}, out_path)
-    digest = hashlib.sha256()
-    for photo in photos:
-        digest.update(hashlib.sha256(np.ascontiguousarray(photo).tobytes()).digest())
     return {
         "parent": parent.card.name, "parent_sha256": parent.sha256, "settings": asdict(s),
-        "photographs": len(photos), "photographs_sha256": digest.hexdigest(),
+        "photographs": len(photos), "photographs_sha256": photographs_digest(photos),
         "final_l1": running, "seconds": round(time.perf_counter() - start, 1),
         "torch": torch.__version__, "device": str(where), "precision": precision,
+        # What else decides the bits: threads (the order of sums) and the kernels' instruction set.
+        "threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }
 
 

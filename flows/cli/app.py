@@ -396,7 +396,7 @@ def models_finetune(
     photos: Annotated[list[Path], typer.Argument(help="Clean photographs (files or folders) to train on.")],
     name: Annotated[str, typer.Option(help="Name to register the new weights under.")] = "restorium-fidelity-x4v3",
     parent: Annotated[str, typer.Option("--from", help="Compact upscaler to start from.")] = "realesr-general-x4v3",
-    steps: Annotated[int, typer.Option(min=1, help="Training steps (batches of 8 crops).")] = 3000,
+    steps: Annotated[int, typer.Option(min=1, help="Training steps (batches of 8 crops).")] = 1500,
     seed: Annotated[int, typer.Option(help="Seed of the crops and degradations drawn.")] = 0,
     models_dir: Annotated[Optional[Path], typer.Option(help="Weights folder (RESTORIUM_MODELS_DIR).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace weights already registered under NAME.")] = False,
@@ -433,6 +433,58 @@ def models_finetune(
     except (WeightsError, UnknownModelError, ValueError, OSError) as exc:
         fail(str(exc))
     out.print(f"{name}: {got.path} sha256 {got.sha256}")
+
+
+@models_app.command("prepare")
+def models_prepare(
+    photos: Annotated[list[Path], typer.Argument(help="Clean photographs (files or folders) to train on.")],
+    models_dir: Annotated[Optional[Path], typer.Option(help="Weights folder (RESTORIUM_MODELS_DIR).")] = None,
+    source: Annotated[Optional[Path], typer.Option("--from", help="A folder of published weights to link in "
+                                                   "first (the parents).")] = None,
+    only: Annotated[Optional[list[str]], typer.Option(
+        help="Make this model (repeatable; default restorium-fidelity-x4v3; restorium-damage-unet on request).")] = None,
+) -> None:
+    """Make the weights nobody publishes (the fidelity upscaler; the damage detector on request).
+
+    Each is trained from its published parent and the clean photographs given, seeded, and only
+    when absent or made from other settings or photographs.
+    """
+    from models.cards import UnknownModelError
+    from models.prepare import FIDELITY_MODEL, prepare
+    from models.weights import WeightsError
+
+    files = _image_files(photos)
+    if not files:
+        fail("no photographs to train on (TIFF, PNG or JPEG)")
+    cfg = settings_or_fail(models_dir=models_dir)
+    if source is not None and not source.is_dir():
+        fail(f"{source}: no such folder of weights")
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                        console=err)
+    tasks: dict[str, Any] = {}
+
+    def report(name: str, step: int, steps: int, loss: float) -> None:
+        if name not in tasks:
+            tasks[name] = progress.add_task(f"making {name}", total=steps, loss=loss)
+        progress.update(tasks[name], completed=step, loss=loss)
+        if not err.is_terminal and step % max(1, steps // 10) == 0:  # a log file gets a line every 10 %
+            err.print(f"{name}: step {step}/{steps}, loss {loss:.4f}", highlight=False)
+
+    try:
+        with progress:
+            done = prepare(cfg.models_dir, files, source=source, only=only or (FIDELITY_MODEL,),
+                           progress=report, device=cfg.device)
+    except (WeightsError, UnknownModelError, ValueError, OSError) as exc:
+        fail(str(exc))
+    for item in done:
+        if item.action == "made":
+            out.print(f"{item.name}: made in {item.seconds:.0f} s, {item.path} sha256 {item.sha256}")
+        elif item.action == "kept":
+            out.print(f"{item.name}: up to date, {item.path} sha256 {item.sha256}")
+    linked = [item.name for item in done if item.action == "linked"]
+    if linked:
+        out.print(f"linked from {source}: {', '.join(linked)}")
 
 
 @app.command()

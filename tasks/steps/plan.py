@@ -151,7 +151,7 @@ def plan_scan(
     _plan_upscale(plan, recipe, width, height, model_scale, model_name or recipe.upscale.model)
     _plan_tone(plan, recipe, findings, problems)
     _plan_cleanup(plan, recipe, findings, problems, has_mask)
-    _plan_denoise(plan, recipe, findings, denoiser_available)
+    _plan_denoise(plan, recipe, findings, denoiser_available, model_training)
     _plan_deblur(plan, recipe, findings, problems)
     _plan_faces(plan, recipe, face_detector_available)
     _plan_finish(plan, recipe, findings, problems, model_training)
@@ -270,13 +270,20 @@ def _plan_cleanup(
     )
 
 
-def _plan_denoise(plan: Plan, recipe: Recipe, findings: dict[str, Any], denoiser_available: bool) -> None:
+def _plan_denoise(plan: Plan, recipe: Recipe, findings: dict[str, Any], denoiser_available: bool,
+                  model_training: str | None = None) -> None:
     step = recipe.denoise
     if step.method == "off":
         plan.reasons.append("denoise: off in the recipe")
         return
     measured = float(findings.get("noise_sigma", 0.0))
     if step.sigma == "auto":
+        left_to_model = step.fidelity_model_min_sigma
+        if (left_to_model is not None and model_training == "fidelity" and plan.model_passes
+                and step.min_sigma <= measured < left_to_model):
+            plan.reasons.append(f"denoise: skipped, measured noise sigma {measured:.2f} < {left_to_model}: "
+                                f"{plan.upscale_model} is trained for fidelity on grained scans and removes it")
+            return
         if measured < step.min_sigma:
             plan.reasons.append(f"denoise: skipped, measured noise sigma {measured:.2f} < {step.min_sigma}")
             return

@@ -83,6 +83,7 @@ def test_fields_added_later_leave_recorded_recipes_their_hash_and_meaning():
     recorded["tone"].update(keep_toned=False)
     recorded["upscale"].update(model="realesr-general-x4v3", fallback_model=None)
     recorded["cleanup"].update(detector=None, method="telea")
+    recorded["denoise"].update(fidelity_model_min_sigma=None)
     assert Recipe.model_validate(recorded).hash == "359d7a2defe08d75a8c0da1524e4ac991aab9bad7e2db3a3a1b8482848fb5cd7"
     for section, key in ADDED_LATER:
         del recorded[section][key]  # a stored recipe dict from then lacks the fields: same hash, same steps
@@ -98,3 +99,4 @@ def test_fields_added_later_leave_recorded_recipes_their_hash_and_meaning():
     assert old.finish.fidelity_model_blend is None and '"fidelity_model_blend":0.2' in archival.canonical_json()
     assert old.cleanup.detector is None and archival.cleanup.detector is None
     assert old.cleanup.method == "telea" and '"method":"spline"' in archival.canonical_json()
+    assert old.denoise.fidelity_model_min_sigma is None and '"fidelity_model_min_sigma":15.0' in archival.canonical_json()

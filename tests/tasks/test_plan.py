@@ -45,6 +45,21 @@ def test_the_plan_names_the_upscaler_the_run_loaded():
     assert fallback.resolved(ARCHIVAL)["upscale"]["model"] == "realesr-general-x4v3"
 
 
+def test_grain_within_what_the_fidelity_model_was_trained_on_is_left_to_it():
+    # restorium-fidelity-x4v3 learnt to remove grain up to sigma 15; FFDNet first only smooths texture
+    fidelity = {"model_scale": 4, "denoiser_available": True, "model_name": "restorium-fidelity-x4v3",
+                "model_training": "fidelity"}
+    left = plan_scan(ARCHIVAL, {"noise_sigma": 10.0}, 64, 64, **fidelity)
+    assert left.denoise_method == "off"
+    assert any(r.startswith("denoise: skipped") and "trained for fidelity" in r for r in left.reasons)
+    heavy = plan_scan(ARCHIVAL, {"noise_sigma": 20.0}, 64, 64, **fidelity)
+    assert (heavy.denoise_method, heavy.denoise_sigma) == ("ffdnet", 15.0)
+    gan = plan_scan(ARCHIVAL, {"noise_sigma": 10.0}, 64, 64, **{**fidelity, "model_training": "gan"})
+    assert (gan.denoise_method, gan.denoise_sigma) == ("ffdnet", 8.0)
+    no_model = plan_scan(ARCHIVAL.with_target(scale=1), {"noise_sigma": 10.0}, 64, 64, **fidelity)
+    assert no_model.denoise_method == "ffdnet"  # no model pass runs to remove it
+
+
 def test_denoise_strength_follows_measured_noise():
     quiet = plan_scan(ARCHIVAL, {"noise_sigma": 1.0}, 64, 64, model_scale=4, denoiser_available=True)
     assert quiet.denoise_method == "off" and any(r.startswith("denoise: skipped") for r in quiet.reasons)
