@@ -24,7 +24,12 @@ came from); the tables report all photos and the held-out half separately.
 Speed: diagnose() on a 24-megapixel 16-bit RGB scan (a clean McMaster photo upscaled to
 6000x4000), median of 3 after a warm-up, against the 2 s target on this 2-core machine.
 
-Usage: python bench/diagnosis.py [--quick] [--calibrate] [--only scratches]
+--only damage puts the classical damage mask (scratch lines and opaque specks, tasks.qa.diagnosis.
+scratches) and the learned one (models.damage, weights from --models-dir) side by side on damage
+drawn by tasks.demo.damage: mask recall / precision, specks found, drawn pixels still more than 20
+levels off after the archival cleanup with each mask, and false alarms on clean photographs.
+
+Usage: python bench/diagnosis.py [--quick] [--calibrate] [--only scratches|damage] [--models-dir DIR]
 """
 
 from __future__ import annotations
