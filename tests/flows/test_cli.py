@@ -120,6 +120,22 @@ def test_models_finetune_registers_weights_the_archival_preset_then_uses(tmp_pat
     assert missing.returncode == 2 and "nothing-here: no such file or folder" in missing.stderr
 
 
+def test_models_prepare_says_what_is_wrong_before_training(tmp_path, env, shared_models, shared_data):
+    empty = tmp_path / "no-photos"
+    empty.mkdir()
+    models = tmp_path / "models"
+    nothing = _cli("models", "prepare", str(empty), "--models-dir", str(models), env=env, timeout=120)
+    assert nothing.returncode == 2 and "no photographs to train on" in nothing.stderr
+    photo = str(sorted((shared_data / "sr_gt/CBSD68").glob("*.png"))[1])
+    no_source = _cli("models", "prepare", photo, "--from", str(tmp_path / "gone"), "--models-dir", str(models),
+                     env=env, timeout=120)
+    assert no_source.returncode == 2 and "gone: no such folder of weights" in no_source.stderr
+    unknown = _cli("models", "prepare", photo, "--from", str(shared_models), "--only", "gfpgan",
+                   "--models-dir", str(models), env=env, timeout=120)
+    assert unknown.returncode == 2 and "'gfpgan' is not a model restorium makes" in unknown.stderr
+    assert not list(models.glob("restorium-*.pth"))  # nothing trained
+
+
 def test_argument_errors_are_clear(tmp_path, env):
     result = _cli("run", str(tmp_path), "--scale", "2", "--long-edge", "3840", env=env, timeout=120)
     assert result.returncode == 2 and "not both" in result.stderr
