@@ -17,7 +17,7 @@ from models.loading import build_network, instantiate, read_state_dict
 from models.weights import ImportWeightsError, import_weights
 
 # One card per torch architecture: its network is built from the spec with that card's kwargs.
-TORCH_CARDS = ("realesr-animevideov3", "RealESRGAN_x2plus", "ffdnet_color")
+TORCH_CARDS = ("realesr-animevideov3", "RealESRGAN_x2plus", "ffdnet_color", "restorium-damage-unet")
 
 
 def test_every_architecture_has_exactly_one_spec() -> None:
