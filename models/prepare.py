@@ -19,15 +19,20 @@ runs on a fixed number of threads: the same photographs give the same bytes on t
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
 from models.weights import ResolvedWeights, WeightsError, resolve
+
+if TYPE_CHECKING:  # torch-heavy modules, imported when training
+    from models.damage_training import DamageTrainSettings
+    from models.finetune import FinetuneSettings
 
 FIDELITY_MODEL = "restorium-fidelity-x4v3"
 FIDELITY_PARENT = "realesr-general-x4v3"
@@ -100,13 +105,12 @@ def up_to_date(models_dir: Path, name: str, settings: Any, photographs_sha256: s
 
 def prepare(models_dir: Path, files: Sequence[Path], *, source: Path | None = None,
             only: Sequence[str] = (FIDELITY_MODEL,), progress: Progress | None = None,
-            device: str = "cpu", fidelity: Any = None, damage: Any = None) -> list[Prepared]:
+            device: str = "cpu", fidelity: FinetuneSettings | None = None,
+            damage: DamageTrainSettings | None = None) -> list[Prepared]:
     """Link `source`'s published weights into `models_dir`, then make each model of `only` that is
     missing or out of date from the photographs in `files`. Returns what happened to each.
 
-    fidelity / damage: FinetuneSettings / DamageTrainSettings (default: their defaults)."""
-    import time
-
+    fidelity / damage: the training settings (default: their defaults)."""
     import torch
 
     from models.damage_training import DamageTrainSettings, train_damage_detector
