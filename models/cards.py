@@ -191,7 +191,7 @@ _CARD_LIST += (
         params_key="params",
         description="Scratch, fibre and dust segmentation (a small U-Net) trained here on synthetic damage "
                     "drawn over clean photographs (tasks.demo.damage): the damage mask for cleanup.",
-        make_command="restorium models prepare PHOTOS... --only restorium-damage-unet (~5 min on 2 cores)",
+        make_command="restorium models prepare PHOTOS... --only restorium-damage-unet (~9 min on 2 cores)",
     ),
 )
 
