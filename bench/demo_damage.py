@@ -65,24 +65,8 @@ class _DemoMaster(_Restorium):
     def master(self, path: Path) -> tuple[np.ndarray, set[str]]:
         """The master's pixels (uint8, H x W x C) and the steps that ran."""
         from tasks.files.imageio import decode
-        from tasks.files.ingest import ingest_file
-        from tasks.records.keys import derivation_key, stable_uuid
-        from tasks.records.types import ScanJob
-        from tasks.steps.pipeline import process_scan
 
-        self.count += 1
-        facts = ingest_file(path)
-        key = derivation_key(facts.sha256, self.recipe.hash, {}, "bench")
-        job = ScanJob(
-            original_path=str(path), original_sha256=facts.sha256, item_uuid=stable_uuid("i", key),
-            item_identifier=path.stem, original_uuid=stable_uuid("o", key), master_uuid=stable_uuid("m", key),
-            access_uuid=stable_uuid("a", key), derivation_key=key, run_uuid="bench",
-            recipe=self.recipe.model_dump(mode="json"), recipe_hash=self.recipe.hash,
-            master_path=str(self.workdir / f"m{self.count}.tif"), access_path=str(self.workdir / f"a{self.count}.jpg"),
-        )
-        outcome = process_scan(job, self.kit)
-        if outcome.status != "mastered":
-            raise RuntimeError(f"{path.name} was not mastered: {outcome.reason}")
+        outcome = self.process(path)
         pixels = decode(Path(outcome.master.path), max_pixels=10**9).pixels
         if pixels.dtype == np.uint16:
             pixels = np.rint(pixels / 257.0).astype(np.uint8)

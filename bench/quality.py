@@ -33,8 +33,12 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from tasks.records.types import ScanOutcome
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -162,14 +166,21 @@ class _Restorium:
         from PIL import Image
 
         from tasks.files.imageio import decode
+
+        path = self.workdir / f"scan{self.count + 1}.png"
+        Image.fromarray(lr).save(path)
+        outcome = self.process(path)
+        self.last_plan = outcome.plan_reasons
+        return decode(Path(outcome.master.path), max_pixels=10**9).pixels
+
+    def process(self, path: Path) -> ScanOutcome:
+        """Master one scan file with the real pipeline (raises unless it was mastered)."""
         from tasks.files.ingest import ingest_file
         from tasks.records.keys import derivation_key, stable_uuid
         from tasks.records.types import ScanJob
         from tasks.steps.pipeline import process_scan
 
         self.count += 1
-        path = self.workdir / f"scan{self.count}.png"
-        Image.fromarray(lr).save(path)
         facts = ingest_file(path)
         key = derivation_key(facts.sha256, self.recipe.hash, {}, "bench")
         job = ScanJob(
@@ -181,9 +192,8 @@ class _Restorium:
         )
         outcome = process_scan(job, self.kit)
         if outcome.status != "mastered":
-            raise RuntimeError(f"restorium failed on a bench scan: {outcome.reason}")
-        self.last_plan = outcome.plan_reasons
-        return decode(Path(outcome.master.path), max_pixels=10**9).pixels
+            raise RuntimeError(f"{path.name} was not mastered: {outcome.reason}")
+        return outcome
 
 
 class _Cli:
