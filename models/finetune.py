@@ -26,11 +26,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from PIL import Image
 
 from models.cards import CARDS
 from models.loading import build_network, select_device
 from models.precision import autocast, resolve_precision
+from models.prepare import load_photographs
 from models.weights import ResolvedWeights, import_weights, resolve
 from tasks.demo.samples import add_noise, defocus_blur, jpeg_roundtrip
 from tasks.files.atomic import atomic_write
@@ -158,12 +158,7 @@ def train_and_register(files: Sequence[Path], parent_name: str, name: str, model
                          "fine-tuning takes a compact (SRVGGNetCompact) upscaler")
     if name == parent_name:
         raise ValueError(f"the fine-tuned weights need a name of their own, not {parent_name!r}")
-    photos = []
-    for path in files:
-        try:
-            photos.append(np.asarray(Image.open(path).convert("RGB")))
-        except OSError as exc:
-            raise ValueError(f"{path}: cannot read as a photograph: {exc}") from exc
+    photos = load_photographs(files)
     with tempfile.TemporaryDirectory(prefix="restorium-finetune-") as tmp:
         trained = Path(tmp) / f"{name}.pth"
         record = finetune(parent, photos, trained, s, progress, device)
