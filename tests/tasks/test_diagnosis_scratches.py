@@ -80,16 +80,17 @@ def test_the_demo_scans_scratches_are_masked_along_their_length():
     # A line first fitted to part of a scratch is traced again to its ends (before: a mean 0.66
     # of the drawn scratches covered, astronaut 0.43), and a scratched scan is looked at again with
     # its ridge pieces bridged, which finds the astronaut's and the cameraman's third scratch where
-    # it crosses another at a shallow angle (mean 0.73 -> 0.91; astronaut 0.56 -> 1.0, cameraman
-    # 0.54 -> 0.98). Length, not width, is asked here: the drawn pixels within 1 px of what cleanup
-    # fills (the mask itself is as wide as each line measures).
+    # it crosses another at a shallow angle, and the cat's second scratch 2-4 px beside the first
+    # (mean 0.73 -> 0.93; astronaut 0.56 -> 1.0, cameraman 0.54 -> 0.98, cat 0.86 -> 0.99). Length,
+    # not width, is asked here: the drawn pixels within 1 px of what cleanup fills (the mask itself
+    # is as wide as each line measures).
     recalls = {}
     for name, scan, _, lines in _demo_scans():
         finding, mask = _scratches(scan, noise_aware=True)
         assert finding["count"] >= 2, name
         recalls[name] = (dilate_mask(_filled(mask), 1) & lines).sum() / lines.sum()
     assert np.mean(list(recalls.values())) > 0.85 and min(recalls.values()) > 0.6, recalls
-    assert recalls["astronaut"] > 0.95 and recalls["camera"] > 0.95, recalls
+    assert all(recalls[name] > 0.95 for name in ("astronaut", "camera", "chelsea")), recalls
 
 
 def test_cleanup_brings_the_demo_scans_back_toward_their_unmarked_selves():
