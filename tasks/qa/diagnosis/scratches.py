@@ -16,10 +16,11 @@ A scan found scratched is looked at a second time with the pieces bridged: ridge
 missing pixel apart along the sector's direction connect (a steep line's ridge fails where it
 steps from one pixel column to the next, leaving runs too short to be pieces), a short piece may
 join a line as far off as one pixel over its length, and a found scratch's own edges no longer
-count against a second one running close beside it. Each scratch is kept once, the longer of its
-two traces. That finds a second scratch crossing the first at a shallow angle and traces steep
+count against a second one running close beside it. Each scratch is kept once (parallel within 3
+degrees and 3 px: the demo cat's two scratches 2-4 px apart differ by 4.7), the longer of its two
+traces. That finds a second scratch crossing the first at a shallow angle and traces steep
 ones to their ends (bench/diagnosis.py --only scratches: as inpainted, median recall 0.821 ->
-0.930, precision 0.943 -> 0.975, count exact 53 -> 70 %; the demo masters keep 1 of their 12
+0.930, precision 0.943 -> 0.975, count exact 53 -> 69 %; the demo masters keep 1 of their 12
 scratches instead of 5). Only there: on clean photographs bridging also lengthens horizons, snow
 lines and frames into "scratches" (4 of the 91 flagged instead of 1).
 
@@ -174,14 +175,32 @@ def _pieces(ys: np.ndarray, xs: np.ndarray, shape: tuple[int, int],
     return length, thickness, angle, mx, my
 
 
-def _scratch_lines(gray: np.ndarray, noise_sigma: float,
-                   bridged: bool = False) -> list[tuple[float, float, float, float, int]]:
-    """Scratch lines as (x0, y0, x1, y1, width) at the analysis scale. `bridged`: the second look at
-    a scan already found scratched (see assess_scratches)."""
-    h, w = gray.shape
+def _scratch_lines(gray: np.ndarray, noise_sigma: float) -> list[tuple[float, float, float, float, int]]:
+    """Scratch lines as (x0, y0, x1, y1, width) at the analysis scale. A scan found scratched is
+    looked at a second time with the pieces bridged (see the module's doc); each scratch is kept
+    once, the longer of its two traces (over texture, bridging can join a scratch to texture
+    ridges and trace it shorter)."""
     # pure-noise ridge strength at sigma 1 is ~0.24 sigma_lum; stay well above it
     threshold = max(_RIDGE_MIN, 3.0 * 0.67 * noise_sigma / 255.0)
-    ys, xs, bright, direction, smooth = _ridge_points(gray, threshold)
+    ridges = _ridge_points(gray, threshold)
+    found = _find_lines(gray, ridges, bridged=False)
+    if found:  # bridging on a clean photo would also lengthen horizons and frames into scratches
+        extent = lambda line: line["t1"] - line["t0"]
+        for line in _find_lines(gray, ridges, bridged=True):
+            twin = next((i for i, kept in enumerate(found)
+                         if _parallel_neighbour(kept, line, 0.0, _MERGE_OFFSET, 0.0)), None)
+            if twin is None:
+                found.append(line)
+            elif extent(line) > extent(found[twin]):
+                found[twin] = line
+    return [(*_endpoints(line), _mask_width(gray, line)) for line in found]
+
+
+def _find_lines(gray: np.ndarray, ridges: tuple[np.ndarray, ...], bridged: bool) -> list[dict]:
+    """The scratch lines among the ridge points: straight pieces per direction sector, merged,
+    traced, and put to the tests of a scratch. `bridged`: the second look (module doc)."""
+    h, w = gray.shape
+    ys, xs, bright, direction, smooth = ridges
     pieces = []
     for polarity in (True, False):
         for k in range(12):  # 30-degree sectors every 15 degrees: a straight line fits one whole
@@ -212,15 +231,14 @@ def _scratch_lines(gray: np.ndarray, noise_sigma: float,
             continue  # the same scratch, reached from two sets of pieces
         if _clear_of_content_edges(gray, gx, gy, line):
             found.append(line)
-            if not bridged:
-                continue
-            # a found scratch is not scene content: its edges must not count against a second
-            # scratch running close beside it (two crossing at a shallow angle)
-            band = np.zeros((h, w), np.uint8)
-            x0, y0, x1, y1 = _endpoints(line)
-            cv2.line(band, (round(x0), round(y0)), (round(x1), round(y1)), 1, 5)
-            gx[band > 0], gy[band > 0] = 0.0, 0.0
-    return [(*_endpoints(line), _mask_width(gray, line)) for line in found]
+            if bridged:
+                # a found scratch is not scene content: its edges must not count against a second
+                # scratch running close beside it (two crossing at a shallow angle)
+                band = np.zeros((h, w), np.uint8)
+                x0, y0, x1, y1 = _endpoints(line)
+                cv2.line(band, (round(x0), round(y0)), (round(x1), round(y1)), 1, 5)
+                gx[band > 0], gy[band > 0] = 0.0, 0.0
+    return found
 
 
 def _merge_collinear(pieces: list[tuple], bridged: bool = False) -> list[dict]:
@@ -502,30 +520,6 @@ def _labels_mask(labels: np.ndarray, kept: np.ndarray) -> np.ndarray:
     return keep[labels].astype(np.uint8)
 
 
-def _longer_of(first: list[tuple], second: list[tuple]) -> list[tuple]:
-    """Both looks' lines, each scratch once: where the two found the same line (within 3 degrees,
-    midpoints within 3 px of each other's line), the longer of the two (over texture, bridging can
-    join a scratch to texture ridges and trace it shorter). Two scratches a few pixels apart differ
-    by more (the demo's cat: 4.7 degrees; at 5 the second replaced the first)."""
-    def same(a: tuple, b: tuple) -> bool:
-        (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = a[:4], b[:4]
-        ux, uy = ax1 - ax0, ay1 - ay0
-        norm = np.hypot(ux, uy) or 1.0
-        turn = np.rad2deg(abs(np.arctan2(ux * (by1 - by0) - uy * (bx1 - bx0), ux * (bx1 - bx0) + uy * (by1 - by0))))
-        mx, my = (bx0 + bx1) / 2 - ax0, (by0 + by1) / 2 - ay0
-        return min(turn, 180 - turn) < _PARALLEL_ANGLE and abs(mx * uy - my * ux) / norm < 3.0
-
-    length = lambda line: float(np.hypot(line[2] - line[0], line[3] - line[1]))
-    out = list(first)
-    for line in second:
-        twin = next((i for i, kept in enumerate(out) if same(kept, line)), None)
-        if twin is None:
-            out.append(line)
-        elif length(line) > length(out[twin]):
-            out[twin] = line
-    return out
-
-
 def assess_scratches(views: Views, noise_sigma: float = 0.0) -> tuple[dict, np.ndarray | None]:
     """The `scratches` finding and the full-resolution mask (None when nothing was found)."""
     h, w = views.shape
@@ -535,12 +529,6 @@ def assess_scratches(views: Views, noise_sigma: float = 0.0) -> tuple[dict, np.n
     gray = views.small_gray(_ANALYSIS_SIDE)
     scale = gray.shape[0] / h
     lines = _scratch_lines(gray, noise_sigma * scale)  # area downscaling divides the noise
-    if lines:
-        # A scratched print is looked at again with the pieces bridged (see _pieces): that finds
-        # a second scratch crossing the first and traces steep ones farther, but on clean
-        # photographs it also makes horizons and frames long enough to pass (bench/diagnosis.py:
-        # 4 of 91 flagged instead of 1), so only where a scratch was found without it.
-        lines = _longer_of(lines, _scratch_lines(gray, noise_sigma * scale, bridged=True))
     dust_count, dust_mask = _dust(gray)
     # A few isolated specks are as likely catchlights and pebbles as dust: they join the mask
     # (that an inpainter will fill) only when there are more than DUSTY_COUNT of them.
