@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import tifffile
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, JpegImagePlugin
 
 from tasks.files.limits import DEFAULT, MAX_PAGES, Limits, check_chunk, check_image
 from tasks.records.failures import INVALID, UNSUPPORTED, ScanError, scan_boundary
@@ -54,6 +54,9 @@ class DecodedImage:
     icc: bytes | None
     ppi: float | None
     notes: list[str] = field(default_factory=list)  # what reading it changed or noticed (recorded)
+    # a JPEG that stored its colour at half resolution (4:2:0 / 4:2:2): colour at the scale of a
+    # few pixels is its surroundings', not the scene's (QA's colour test for dust specks needs it)
+    chroma_subsampled: bool = False
 
     @property
     def is_gray(self) -> bool:
@@ -299,6 +302,7 @@ def decode(path: Path, *, max_pixels: int = DEFAULT.max_pixels, max_bytes: int |
             pixels, icc = _decode_jpeg(path, limits, notes)
         image = _split(path, pixels, icc, meta.ppi)
     image.notes = notes
+    image.chroma_subsampled = meta.format == "JPEG" and _jpeg_chroma_subsampled(path)
     return _upright(image, meta.orientation)
 
 
@@ -431,6 +435,13 @@ def _decode_jpeg(path: Path, limits: Limits, notes: list[str]) -> tuple[np.ndarr
             raise ScanError(path, f"unsupported JPEG colour mode {im.mode} (only grayscale, RGB and CMYK)",
                             UNSUPPORTED)
         return np.asarray(im), icc
+
+
+def _jpeg_chroma_subsampled(path: Path) -> bool:
+    """Whether the JPEG's colour components are stored at less than full resolution: Pillow reads
+    the sampling factors from the frame header without decoding (-1: not YCbCr, 0: 4:4:4)."""
+    with Image.open(path) as im:
+        return JpegImagePlugin.get_sampling(im) > 0
 
 
 def _split(path: Path, pixels: np.ndarray, icc: bytes | None, ppi: float | None) -> DecodedImage:

@@ -76,6 +76,17 @@ def test_jpeg_icc_profile_is_read(tmp_path, shared_data):
     assert decode(path, max_pixels=MAX).icc == icc
 
 
+def test_a_jpeg_with_half_resolution_colour_is_known_as_one(tmp_path, shared_data):
+    # QA's colour test for dust specks cannot trust colour at the scale of a few pixels in it.
+    photo = Image.open(shared_data / "sr_gt/McMaster/1.tif").convert("RGB")
+    for name, kwargs, expected in (("420.jpg", {"subsampling": 2}, True), ("422.jpg", {"subsampling": 1}, True),
+                                   ("444.jpg", {"subsampling": 0}, False), ("scan.png", {}, False)):
+        photo.save(tmp_path / name, **kwargs)
+        assert decode(tmp_path / name, max_pixels=MAX).chroma_subsampled is expected, name
+    Image.open(shared_data / "edge_cases/wolf_gray.jpg").save(tmp_path / "gray.jpg")
+    assert decode(tmp_path / "gray.jpg", max_pixels=MAX).chroma_subsampled is False
+
+
 @pytest.mark.parametrize("source", ["edge_cases/0014.jpg", "old_photos/old/a.png"])
 def test_truncated_files_fail_with_reason(tmp_path, shared_data, source):
     src = shared_data / source
