@@ -320,10 +320,17 @@ def _plan_deblur(plan: Plan, recipe: Recipe, findings: dict[str, Any], problems:
     measured = float(findings.get("noise_sigma", 0.0))
     residual = math.sqrt(max(measured**2 - plan.denoise_sigma**2, 0.0)) if plan.denoise_sigma else measured
     residual = round(max(residual, 0.5), 3)
-    plan.deblur = DeblurParams(blur=dict(blur), strength=step.strength, noise_sigma=residual,
-                               max_noise_gain=step.max_noise_gain)
+    blur = dict(blur)
     detail = (f"{blur.get('length_px', 0):.0f} px at {blur.get('angle_deg', 0):.0f}°" if found[0] == "motion"
-              else f"sigma {blur.get('sigma_px', 0):.1f} px")
+              else f"sigma {sigma:.1f} px")
+    if found[0] == "defocus" and plan.model_passes:
+        # Gaussian blurs add in quadrature: deconvolve only the part the model does not restore
+        # itself. The whole of it, then the model's own sharpening, overshoots: Set5's head at a
+        # measured 2.2 px (a soft photo, blurred 1 px) lost 4.5 dB to the model alone.
+        blur.update(measured_sigma_px=sigma, sigma_px=round(math.sqrt(sigma**2 - MODEL_HANDLES_DEFOCUS_PX**2), 3))
+        detail += f", of which {blur['sigma_px']:.1f} px beyond what {plan.upscale_model} restores"
+    plan.deblur = DeblurParams(blur=blur, strength=step.strength, noise_sigma=residual,
+                               max_noise_gain=step.max_noise_gain)
     plan.reasons.append(f"deblur: {found[0]} blur ({detail}), Wiener at strength {step.strength}, "
                         f"noise gain at most {step.max_noise_gain}x")
 

@@ -131,9 +131,13 @@ def test_mild_defocus_is_left_to_the_model_but_not_without_one():
     same_size = ARCHIVAL.with_target(long_edge=64)
     kept = plan_scan(same_size, mild, 64, 64, model_scale=4, denoiser_available=True, problems={"defocus_blur"})
     assert kept.deblur is not None  # no model pass follows: deconvolution is the only help
+    assert kept.deblur["blur"]["sigma_px"] == 1.2
     strong = {"blur": {**mild["blur"], "sigma_px": 3.5}}
-    assert plan_scan(ARCHIVAL, strong, 64, 64, model_scale=4, denoiser_available=True,
-                     problems={"defocus_blur"}).deblur is not None
+    deblurred = plan_scan(ARCHIVAL, strong, 64, 64, model_scale=4, denoiser_available=True, problems={"defocus_blur"})
+    # only the part of the blur the model does not restore itself (in quadrature: sqrt(3.5² - 2²))
+    assert deblurred.deblur["blur"]["sigma_px"] == pytest.approx(2.872, abs=1e-3)
+    assert deblurred.deblur["blur"]["measured_sigma_px"] == 3.5
+    assert any("2.9 px beyond what" in r for r in deblurred.reasons), deblurred.reasons
 
 
 def test_tone_strength_grows_with_how_clearly_the_problem_was_measured():
