@@ -123,7 +123,8 @@ class FinishStep(_Strict):
     # for fidelity needs less (bench/quality.py: 0.2 instead of 0.3 gains 0.02 dB with
     # restorium-fidelity-x4v3). None: `fidelity_blend` whatever the model (recipes from before it existed).
     fidelity_model_blend: float | None = Field(None, ge=0, le=1, description="The fidelity blend after an "
-                                               "upscaler trained for fidelity (None: fidelity_blend).")
+                                               "upscaler trained for fidelity (None: fidelity_blend); "
+                                               "lightened on a grainy scan, to half at a noise sigma of 10.")
     grain: float = Field(0.0, ge=0, le=0.05, description="Film grain std at mid-grey (0-1 scale).")
     sharpen: float = Field(0.0, ge=0, le=1, description="Unsharp-mask amount on luminance.")
 

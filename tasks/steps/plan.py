@@ -29,6 +29,10 @@ MODEL_HANDLES_DEFOCUS_PX = 2.0
 # that merely looks faded or cast) gets a light touch. bench/quality.py: on McMaster 13 blurred
 # or JPEG-compressed, full-strength levels + white balance cost the x4+blur row 1.4 dB.
 FADE_RAMP = 0.15  # contrast this far under the faded threshold → full levels strength
+# The fidelity blend is halved at this measured noise, from none at the denoiser's min_sigma
+# (bench/quality.py, 2026-12-07: SSIM +0.0009 on the 30 photos and +0.0012 on the validation ones,
+# PSNR the same; a blend of 0.1 on every scan: SSIM +0.0013, but -0.01 dB)
+BLEND_NOISE_HALF = 10.0
 CAST_RAMP = 0.5  # cast this far over the reporting ratio (Δab / its gates) → full white balance
 
 # Problem flags QA raises (tasks.qa.assessment.QAReport.problems) that the planner acts on.
@@ -168,9 +172,15 @@ def _plan_finish(
     if not plan.model_passes:
         return
     if model_training == "fidelity" and fin.fidelity_model_blend is not None:
-        plan.finish["fidelity_blend"] = fin.fidelity_model_blend
-        plan.reasons.append(f"fidelity blend: {fin.fidelity_model_blend} (not {fin.fidelity_blend}): "
-                            f"{plan.upscale_model} is trained for fidelity and invents less texture to tame")
+        # The blend brings the scan's grain back with its detail, grain the model has removed:
+        # above the noise the denoiser leaves alone it is lightened, to half at BLEND_NOISE_HALF.
+        noise, floor = float(findings.get("noise_sigma", 0.0)), recipe.denoise.min_sigma
+        share = 1.0 - 0.5 * min(max(noise - floor, 0.0) / (BLEND_NOISE_HALF - floor), 1.0)
+        blend = round(fin.fidelity_model_blend * share, 3)
+        plan.finish["fidelity_blend"] = blend
+        plan.reasons.append(f"fidelity blend: {blend} (not {fin.fidelity_blend}): "
+                            f"{plan.upscale_model} is trained for fidelity and invents less texture to tame"
+                            + (f"; {fin.fidelity_model_blend} lightened for noise sigma {noise:.1f}" if share < 1 else ""))
     if fin.gan_corrections_only and model_training == "fidelity" and (fin.color_transfer > 0 or fin.consistency > 0):
         # Consistency re-blurs what the model sharpened wherever the scan's blur went undiagnosed
         # (bench/quality.py with restorium-fidelity-x4v3: the blur row +1.06 dB without the two).

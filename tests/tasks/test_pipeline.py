@@ -166,7 +166,9 @@ def test_a_fidelity_trained_upscaler_is_not_pulled_back_onto_the_scan(tmp_path, 
     steps = {s.step: s for s in outcome.steps}
     finish = steps["finish"].parameters
     assert not finish["consistency"]["applied"] and not finish["color_transfer"]["applied"]
-    assert finish["fidelity_blend"] == load_recipe("archival").finish.fidelity_model_blend
+    # the recipe's blend for this model, lighter on a grainy scan (tasks.steps.plan.BLEND_NOISE_HALF)
+    full = load_recipe("archival").finish.fidelity_model_blend
+    assert 0.5 * full <= finish["fidelity_blend"] <= full
     assert steps["fidelity-guard"].parameters["judged"] == "the master"
     assert any("restorium-fidelity-x4v3 is trained for fidelity" in r for r in outcome.plan_reasons)
 

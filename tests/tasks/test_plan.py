@@ -60,6 +60,19 @@ def test_grain_within_what_the_fidelity_model_was_trained_on_is_left_to_it():
     assert no_model.denoise_method == "ffdnet"  # no model pass runs to remove it
 
 
+def test_the_likeness_blend_brings_back_less_of_a_grainy_scan():
+    # The blend returns the scan's grain with its detail; the fidelity model removed that grain.
+    fidelity = {"model_scale": 4, "denoiser_available": True, "model_name": "restorium-fidelity-x4v3",
+                "model_training": "fidelity"}
+    full = ARCHIVAL.finish.fidelity_model_blend
+    blends = {sigma: plan_scan(ARCHIVAL, {"noise_sigma": sigma}, 64, 64, **fidelity).finish["fidelity_blend"]
+              for sigma in (0.5, 2.0, 6.0, 10.0, 25.0)}
+    assert blends == pytest.approx({0.5: full, 2.0: full, 6.0: 0.75 * full, 10.0: 0.5 * full, 25.0: 0.5 * full}), blends
+    grainy = plan_scan(ARCHIVAL, {"noise_sigma": 10.0}, 64, 64, **fidelity)
+    assert any(r.startswith("fidelity blend: 0.1 (not 0.3)") and "lightened for noise sigma 10.0" in r
+               for r in grainy.reasons), grainy.reasons
+
+
 def test_denoise_strength_follows_measured_noise():
     quiet = plan_scan(ARCHIVAL, {"noise_sigma": 1.0}, 64, 64, model_scale=4, denoiser_available=True)
     assert quiet.denoise_method == "off" and any(r.startswith("denoise: skipped") for r in quiet.reasons)
