@@ -528,7 +528,8 @@ def _diluted(rgb: np.ndarray, labels: np.ndarray, core: np.ndarray) -> np.ndarra
     """Per label, whether the core's colour is what it lies on, thinned towards grey: its YCbCr
     chroma at most _DILUTED x the mean of its 15x15 surroundings' (the footprint left out). A JPEG
     keeps colour at half resolution (4:2:0), so a grey speck a few px across takes the hue of the
-    scene around it; a dark detail of the scene's own colour is not thinner in it than its setting."""
+    scene around it. Looser than the CIELab test: a shadow is thinner in colour than its setting
+    too, so it is asked only where colour at a speck's scale cannot be seen at all."""
     ycc = cv2.cvtColor(np.ascontiguousarray(rgb, np.float32), cv2.COLOR_RGB2YCrCb)
     chroma = np.hypot(ycc[..., 1] - 0.5, ycc[..., 2] - 0.5)
     win = _DUST_WINDOW
