@@ -293,16 +293,16 @@ def decode(path: Path, *, max_pixels: int = DEFAULT.max_pixels, max_bytes: int |
         notes.append(f"no file extension: read as {meta.format} from its content")
     elif named and named != meta.format:
         notes.append(f"extension says {named} but the content is {meta.format}: read as {meta.format}")
+    subsampled = False
     with scan_boundary(path, notes, what=f"damaged {meta.format} data"):
         if meta.format == "TIFF":
             pixels, icc = _decode_tiff(path, notes)
         elif meta.format == "PNG":
             pixels, icc = _decode_png(path)
         else:
-            pixels, icc = _decode_jpeg(path, limits, notes)
+            pixels, icc, subsampled = _decode_jpeg(path, limits, notes)
         image = _split(path, pixels, icc, meta.ppi)
-    image.notes = notes
-    image.chroma_subsampled = meta.format == "JPEG" and _jpeg_chroma_subsampled(path)
+    image.notes, image.chroma_subsampled = notes, subsampled
     return _upright(image, meta.orientation)
 
 
@@ -425,23 +425,18 @@ def _cmyk_to_rgb(im: Image.Image, icc: bytes | None, notes: list[str]) -> tuple[
     return np.asarray(im.convert("RGB")), _SRGB.tobytes()
 
 
-def _decode_jpeg(path: Path, limits: Limits, notes: list[str]) -> tuple[np.ndarray, bytes | None]:
+def _decode_jpeg(path: Path, limits: Limits, notes: list[str]) -> tuple[np.ndarray, bytes | None, bool]:
+    """Pixels, ICC profile, and whether the colour was stored at less than full resolution (the
+    frame's sampling factors, as Pillow reads them: -1 not YCbCr, 0 4:4:4, 1 4:2:2, 2 4:2:0)."""
     with _pillow(path, limits) as im:
         im.load()  # raises on truncation: Pillow does not pad truncated JPEGs unless told to
         icc = im.info.get("icc_profile")
         if im.mode == "CMYK":
-            return _cmyk_to_rgb(im, icc, notes)
+            return (*_cmyk_to_rgb(im, icc, notes), False)
         if im.mode not in ("L", "RGB"):
             raise ScanError(path, f"unsupported JPEG colour mode {im.mode} (only grayscale, RGB and CMYK)",
                             UNSUPPORTED)
-        return np.asarray(im), icc
-
-
-def _jpeg_chroma_subsampled(path: Path) -> bool:
-    """Whether the JPEG's colour components are stored at less than full resolution: Pillow reads
-    the sampling factors from the frame header without decoding (-1: not YCbCr, 0: 4:4:4)."""
-    with Image.open(path) as im:
-        return JpegImagePlugin.get_sampling(im) > 0
+        return np.asarray(im), icc, JpegImagePlugin.get_sampling(im) > 0
 
 
 def _split(path: Path, pixels: np.ndarray, icc: bytes | None, ppi: float | None) -> DecodedImage:

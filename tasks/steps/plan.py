@@ -172,10 +172,8 @@ def _plan_finish(
     if not plan.model_passes:
         return
     if model_training == "fidelity" and fin.fidelity_model_blend is not None:
-        # The blend brings the scan's grain back with its detail, grain the model has removed:
-        # above the noise the denoiser leaves alone it is lightened, to half at BLEND_NOISE_HALF.
-        noise, floor = float(findings.get("noise_sigma", 0.0)), recipe.denoise.min_sigma
-        share = 1.0 - 0.5 * min(max(noise - floor, 0.0) / (BLEND_NOISE_HALF - floor), 1.0)
+        noise = float(findings.get("noise_sigma", 0.0))
+        share = _blend_share(noise, recipe.denoise.min_sigma)
         blend = round(fin.fidelity_model_blend * share, 3)
         plan.finish["fidelity_blend"] = blend
         plan.reasons.append(f"fidelity blend: {blend} (not {fin.fidelity_blend}): "
@@ -310,6 +308,13 @@ def _plan_denoise(plan: Plan, recipe: Recipe, findings: dict[str, Any], denoiser
         method = "nlmeans"
         plan.reasons.append(f"denoise: {FFDNET_MODEL} weights not available, using non-local means")
     plan.denoise_method, plan.denoise_sigma = method, round(sigma, 3)
+
+
+def _blend_share(noise: float, floor: float) -> float:
+    """How much of the likeness blend a scan with this measured noise gets: the blend brings the
+    scan's grain back with its detail, grain the model removed. All of it up to the noise the
+    denoiser leaves alone (`floor`), half at BLEND_NOISE_HALF and over."""
+    return 1.0 - 0.5 * min(max(noise - floor, 0.0) / (BLEND_NOISE_HALF - floor), 1.0)
 
 
 def _plan_deblur(plan: Plan, recipe: Recipe, findings: dict[str, Any], problems: frozenset[str] | set[str]) -> None:

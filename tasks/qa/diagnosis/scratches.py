@@ -486,19 +486,26 @@ def _dust(gray: np.ndarray) -> tuple[int, np.ndarray]:
     return total, mask
 
 
-def _opaque_specks(rgb: np.ndarray, gray: np.ndarray, subsampled: bool = False) -> tuple[int, np.ndarray]:
+def _opaque_specks(rgb: np.ndarray, gray: np.ndarray, subsampled: bool = False,
+                   scale: float = 1.0) -> tuple[int, np.ndarray]:
     """Specks an opaque particle would leave: dark, near black at their core and without colour
     of their own (the scene's dark details carry its hues), isolated at a lower bar than _dust's.
     Their count and a mask at the analysis scale. Looked for at two residues: a lower one finds
     specks on mid-grey areas, but merges a speck with the dark detail beside it into a component
-    too large to be one, which the higher one keeps apart."""
-    mask = np.zeros(gray.shape, np.uint8)
+    too large to be one, which the higher one keeps apart. `subsampled`: a JPEG's colour at half
+    resolution (see _diluted); `scale`: analysis px per scan px."""
+    chroma = _ycbcr_chroma(rgb) if subsampled and rgb.ndim == 3 else None
+    mask: np.ndarray = np.zeros(gray.shape, np.uint8)
     for contrast in _OPAQUE_CONTRASTS:
-        mask |= _opaque_specks_at(rgb, gray, contrast, subsampled)
-    return cv2.connectedComponents(mask, connectivity=8)[0] - 1, mask
+        mask |= _opaque_specks_at(rgb, gray, contrast, chroma)
+    count = cv2.connectedComponents(mask, connectivity=8)[0] - 1
+    reach = round(_CHROMA_REACH * scale)
+    if subsampled and reach:  # the speck's grey spreads as far as the half-resolution colour reaches
+        mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2))
+    return count, mask
 
 
-def _opaque_specks_at(rgb: np.ndarray, gray: np.ndarray, contrast: float, subsampled: bool) -> np.ndarray:
+def _opaque_specks_at(rgb: np.ndarray, gray: np.ndarray, contrast: float, chroma: np.ndarray | None) -> np.ndarray:
     labels, cand = _isolated_specks(gray, cv2.MORPH_BLACKHAT, contrast, _OPAQUE_ISOLATION)
     if not len(cand):
         return np.zeros(gray.shape, np.uint8)
@@ -512,8 +519,8 @@ def _opaque_specks_at(rgb: np.ndarray, gray: np.ndarray, contrast: float, subsam
     if rgb.ndim == 3:  # CIELab chroma at the core: its rim takes the colour of what it lies on
         lab = cv2.cvtColor(np.ascontiguousarray(rgb.reshape(-1, 3)[core][None], np.float32), cv2.COLOR_RGB2Lab)[0]
         own_colour = np.hypot(lab[:, 1], lab[:, 2]) >= _OPAQUE_CHROMA
-        if subsampled:
-            own_colour &= ~_diluted(rgb, labels, core)
+        if chroma is not None:
+            own_colour &= ~_diluted(chroma, labels, core)
     # what lies around it: a speck of dust sits on the scene, a dark joint ends dark lines
     foot = cv2.dilate((labels > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     ring = cv2.erode(np.where(foot, 1.0, gray).astype(np.float32), np.ones((_RING, _RING), np.uint8))
@@ -524,14 +531,18 @@ def _opaque_specks_at(rgb: np.ndarray, gray: np.ndarray, contrast: float, subsam
     return _labels_mask(labels, kept)
 
 
-def _diluted(rgb: np.ndarray, labels: np.ndarray, core: np.ndarray) -> np.ndarray:
+def _ycbcr_chroma(rgb: np.ndarray) -> np.ndarray:
+    """Distance from grey in the Cb/Cr plane (0-0.5), the plane a JPEG subsamples."""
+    ycc = cv2.cvtColor(np.ascontiguousarray(rgb, np.float32), cv2.COLOR_RGB2YCrCb)
+    return np.hypot(ycc[..., 1] - 0.5, ycc[..., 2] - 0.5)
+
+
+def _diluted(chroma: np.ndarray, labels: np.ndarray, core: np.ndarray) -> np.ndarray:
     """Per label, whether the core's colour is what it lies on, thinned towards grey: its YCbCr
     chroma at most _DILUTED x the mean of its 15x15 surroundings' (the footprint left out). A JPEG
     keeps colour at half resolution (4:2:0), so a grey speck a few px across takes the hue of the
     scene around it. Looser than the CIELab test: a shadow is thinner in colour than its setting
     too, so it is asked only where colour at a speck's scale cannot be seen at all."""
-    ycc = cv2.cvtColor(np.ascontiguousarray(rgb, np.float32), cv2.COLOR_RGB2YCrCb)
-    chroma = np.hypot(ycc[..., 1] - 0.5, ycc[..., 2] - 0.5)
     win = _DUST_WINDOW
     outside = (cv2.dilate((labels > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) == 0).astype(np.float32)
     around = cv2.boxFilter(chroma * outside, -1, (win, win), normalize=False) / np.maximum(
@@ -568,11 +579,8 @@ def assess_scratches(views: Views, noise_sigma: float = 0.0) -> tuple[dict, np.n
     else:
         # A scratched print is a damaged one: its opaque specks (near black, colourless) are dust
         # too, at a lower bar than the scene's specks need (see _opaque_specks).
-        subsampled = views.image.chroma_subsampled
-        finding["opaque_specks"], small = _opaque_specks(views.small(_ANALYSIS_SIDE), gray, subsampled)
-        reach = round(_CHROMA_REACH * scale)
-        if subsampled and reach:  # the speck's grey spreads as far as the half-resolution colour reaches
-            small = cv2.dilate(small, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2))
+        finding["opaque_specks"], small = _opaque_specks(views.small(_ANALYSIS_SIDE), gray,
+                                                           views.image.chroma_subsampled, scale)
     for x0, y0, x1, y1, width in lines:
         cv2.line(small, (round(x0), round(y0)), (round(x1), round(y1)), 1, width)
     if small.shape != (h, w):
