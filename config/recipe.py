@@ -85,6 +85,12 @@ class UpscaleStep(_Strict):
     long_edge: int | None = Field(None, ge=16, le=65_536)
     tile: int = Field(256, ge=32, description="Tile edge in input pixels; 0-overlap seams are blended away.")
     tile_overlap: int = Field(16, ge=0)
+    # Geometric self-ensemble (the model run on the scan in its 8 flips and rotations, the results
+    # turned back and averaged): texture the model invents in one orientation and not in another
+    # averages out, what all eight agree on stays. 8x the model time, so only for small scans.
+    # 0: off (recipes from before it existed); the presets use it up to 65,536 px (256 x 256).
+    self_ensemble_max_pixels: int = Field(0, ge=0, description="Scans of at most this many pixels are "
+                                          "upscaled in all 8 flips and rotations and averaged (0: never).")
 
     @model_validator(mode="after")
     def _one_target(self) -> UpscaleStep:
@@ -191,6 +197,7 @@ ADDED_LATER: dict[tuple[str, str], Any] = {
     ("finish", "fidelity_model_blend"): None,
     ("cleanup", "detector"): None,
     ("denoise", "fidelity_model_min_sigma"): None,
+    ("upscale", "self_ensemble_max_pixels"): 0,
 }
 
 

@@ -57,7 +57,7 @@ from tasks.steps.inpaint import inpaint
 from tasks.steps.plan import Plan, plan_scan
 from tasks.steps.restore import aligned_bands, denoise_nlmeans, resize_rows
 from tasks.steps.tone import clahe_luminance, levels, white_balance
-from tasks.steps.upscale import upscale_alpha, upscale_to
+from tasks.steps.upscale import self_ensemble, upscale_alpha, upscale_to
 
 __all__ = ["STEPS", "Toolkit", "process_scan", "rejection_uuid"]
 
@@ -266,8 +266,9 @@ def _upscale(run: StepContext, plan: Plan, recipe: Recipe, rgb: np.ndarray, upsc
             execution = _execution(upscaler.last_execution, execution) | {"output_block_mean": reduce}
             return out
 
+        views = self_ensemble(model, plan.ensemble_views) if plan.ensemble_views > 1 else model
         out = upscale_to(rgb, plan.target_width, plan.target_height, plan.model_passes,
-                         model if plan.model_passes else None, upscaler.scale)
+                         views if plan.model_passes else None, upscaler.scale)
         run.model_time(model_seconds)
         h, w = rgb.shape[:2]
         params = {
@@ -275,8 +276,10 @@ def _upscale(run: StepContext, plan: Plan, recipe: Recipe, rgb: np.ndarray, upsc
             "passes": plan.model_passes, "input_size": [w, h],
             "output_size": [plan.target_width, plan.target_height],
             "tile": tile, "tile_overlap": overlap, **execution,
+            **({"ensemble_views": plan.ensemble_views} if plan.ensemble_views > 1 else {}),
         }
-        detail = (f"{plan.upscale_model} x{upscaler.scale}^{plan.model_passes} to "
+        detail = (f"{plan.upscale_model} x{upscaler.scale}^{plan.model_passes}"
+                  f"{f' averaged over {plan.ensemble_views} views' if plan.ensemble_views > 1 else ''} to "
                   f"{plan.target_width}x{plan.target_height}" if plan.model_passes
                   else f"kept at {plan.target_width}x{plan.target_height} (no model pass)")
         step.record(detail, params, model=upscaler.agent if plan.model_passes else None)

@@ -15,6 +15,7 @@ from typing import Any, Literal, TypedDict, cast
 
 from config.recipe import Recipe
 from tasks.qa.diagnosis.tone import CAST_DELTA_AB, CAST_SPREAD_RATIO, FADED_CONTRAST, is_toned_print
+from tasks.steps.upscale import ENSEMBLE_VIEWS
 
 # The denoiser model the recipe's "ffdnet" method uses.
 FFDNET_MODEL = "ffdnet_color"
@@ -97,6 +98,7 @@ class Plan:
     deblur: DeblurParams | None = None  # when motion or defocus blur was diagnosed
     upscale_model: str | None = None  # None: the scan is already at or above the target size
     model_passes: int = 0
+    ensemble_views: int = 1  # 8: each model pass averaged over the scan's flips and rotations
     target_width: int = 0
     target_height: int = 0
     faces: FaceParams | None = None  # face protection: detector threshold, AI share inside faces
@@ -115,6 +117,7 @@ class Plan:
             "deblur": self.deblur,
             "upscale": {
                 "model": self.upscale_model, "passes": self.model_passes,
+                **({"ensemble_views": self.ensemble_views} if self.ensemble_views > 1 else {}),
                 "width": self.target_width, "height": self.target_height,
                 "tile": recipe.upscale.tile, "tile_overlap": recipe.upscale.tile_overlap,
             },
@@ -365,6 +368,10 @@ def _plan_upscale(plan: Plan, recipe: Recipe, width: int, height: int, model_sca
     plan.upscale_model, plan.model_passes = model, passes
     if model != recipe.upscale.model:
         plan.reasons.append(f"upscale: {recipe.upscale.model} weights not available, using the recipe's fallback")
+    if width * height <= recipe.upscale.self_ensemble_max_pixels:
+        plan.ensemble_views = ENSEMBLE_VIEWS
+        plan.reasons.append(f"upscale: {width}x{height} is at most {recipe.upscale.self_ensemble_max_pixels:,} px: "
+                            f"each pass averaged over the scan's {ENSEMBLE_VIEWS} flips and rotations")
     native = model_scale**passes
     resize = "exact" if native == factor else f"then resized from x{native} to x{factor:.4g}"
     plan.reasons.append(f"upscale: {plan.upscale_model} x{model_scale} x{passes} pass(es) {resize} → {tw}x{th}")

@@ -29,6 +29,35 @@ def output_reduction(height: int, width: int, model_scale: int, target_width: in
     return 1
 
 
+ENSEMBLE_VIEWS = 8  # the dihedral group of the square: 4 rotations, each also mirrored
+
+
+def _view(a: np.ndarray, k: int) -> np.ndarray:
+    """The k-th of the 8 flips and rotations of an H x W x C image (0: the image itself)."""
+    return np.rot90(a[:, ::-1] if k >= 4 else a, k % 4)
+
+
+def _unview(a: np.ndarray, k: int) -> np.ndarray:
+    """_view's inverse: the k-th view turned back."""
+    a = np.rot90(a, -(k % 4))
+    return a[:, ::-1] if k >= 4 else a
+
+
+def self_ensemble(model: ModelFn, views: int = ENSEMBLE_VIEWS) -> ModelFn:
+    """The model run on `views` flips and rotations of its input, each result turned back, averaged
+    (a running sum: one extra output held, whatever the number of views)."""
+    if not 1 <= views <= ENSEMBLE_VIEWS:
+        raise ValueError(f"self-ensemble views must be 1-{ENSEMBLE_VIEWS}, got {views}")
+
+    def ensembled(rgb: np.ndarray, reduce: int) -> np.ndarray:
+        total = model(rgb, reduce).astype(np.float32, copy=True)
+        for k in range(1, views):
+            total += _unview(model(np.ascontiguousarray(_view(rgb, k)), reduce), k)
+        return total / views
+
+    return ensembled
+
+
 def upscale_to(rgb: np.ndarray, width: int, height: int, passes: int, model: ModelFn | None,
                model_scale: int = 1) -> np.ndarray:
     out = rgb

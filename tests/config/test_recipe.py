@@ -81,7 +81,7 @@ def test_fields_added_later_leave_recorded_recipes_their_hash_and_meaning():
     recorded["finish"].update(consistency=0.0, fidelity_blend=0.4, gan_corrections_only=False,
                               fidelity_model_blend=None)
     recorded["tone"].update(keep_toned=False)
-    recorded["upscale"].update(model="realesr-general-x4v3", fallback_model=None)
+    recorded["upscale"].update(model="realesr-general-x4v3", fallback_model=None, self_ensemble_max_pixels=0)
     recorded["cleanup"].update(detector=None, method="telea")
     recorded["denoise"].update(fidelity_model_min_sigma=None)
     assert Recipe.model_validate(recorded).hash == "359d7a2defe08d75a8c0da1524e4ac991aab9bad7e2db3a3a1b8482848fb5cd7"

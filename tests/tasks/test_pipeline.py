@@ -109,7 +109,8 @@ class _InventingUpscaler:
 
     def upscale(self, rgb: np.ndarray, tile: int, overlap: int, reduce: int = 1) -> np.ndarray:
         h, w = rgb.shape[:2]
-        out = self.real.upscale(np.ascontiguousarray(self.other[:h, :w]), tile, overlap, reduce)
+        other = self.other if h <= self.other.shape[0] else np.rot90(self.other)  # a rotated view (self-ensemble)
+        out = self.real.upscale(np.ascontiguousarray(other[:h, :w]), tile, overlap, reduce)
         self.last_inference_seconds = self.real.last_inference_seconds
         self.last_execution = self.real.last_execution
         return out
@@ -171,6 +172,9 @@ def test_a_fidelity_trained_upscaler_is_not_pulled_back_onto_the_scan(tmp_path, 
     assert 0.5 * full <= finish["fidelity_blend"] <= full
     assert steps["fidelity-guard"].parameters["judged"] == "the master"
     assert any("restorium-fidelity-x4v3 is trained for fidelity" in r for r in outcome.plan_reasons)
+    # a scan this small (96 x 80) is upscaled in its 8 flips and rotations, and the record says so
+    assert steps["upscale"].parameters["ensemble_views"] == 8
+    assert "averaged over 8 views" in steps["upscale"].detail
 
 
 def test_rgba_keeps_alpha_and_gray_stays_gray(tmp_path, shared_data, kit):

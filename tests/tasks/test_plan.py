@@ -240,3 +240,20 @@ def test_the_model_output_is_reduced_only_as_far_as_the_target_allows() -> None:
     assert output_reduction(100, 150, 4, 600, 400) == 1
     assert output_reduction(100, 150, 2, 300, 200) == 1  # an x2 model at x2
     assert output_reduction(100, 150, 3, 150, 100) == 3
+
+
+def test_only_small_scans_are_averaged_over_their_flips_and_rotations() -> None:
+    limit = ARCHIVAL.upscale.self_ensemble_max_pixels
+    assert limit > 0
+    side = int(limit**0.5)
+    small = plan_scan(ARCHIVAL, {}, side, limit // side, model_scale=4, denoiser_available=True)
+    assert small.ensemble_views == 8
+    assert small.resolved(ARCHIVAL)["upscale"]["ensemble_views"] == 8
+    assert any("8 flips and rotations" in r for r in small.reasons)
+    large = plan_scan(ARCHIVAL, {}, side + 1, limit // side, model_scale=4, denoiser_available=True)
+    assert large.ensemble_views == 1 and "ensemble_views" not in large.resolved(ARCHIVAL)["upscale"]
+    # a recipe from before it existed never averages, and keeps its hash
+    legacy = ARCHIVAL.model_copy(update={"upscale": ARCHIVAL.upscale.model_copy(update={"self_ensemble_max_pixels": 0})})
+    assert plan_scan(legacy, {}, 8, 8, model_scale=4, denoiser_available=True).ensemble_views == 1
+    assert '"self_ensemble_max_pixels"' not in legacy.canonical_json()
+    assert '"self_ensemble_max_pixels":65536' in ARCHIVAL.canonical_json()
