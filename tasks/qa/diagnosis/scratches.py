@@ -93,7 +93,7 @@ _PIECE_THICKNESS = 1.5
 _LINE_SUPPORT = 0.25  # share of the image's extent along the line that a scratch must cover
 _LINE_COVERAGE = 0.4
 _MERGE_ANGLE, _MERGE_OFFSET = 3.0, 3.0  # degrees, px
-_MARGIN = 4  # the image's own border rows/columns are not scratches
+_MARGIN = 1  # the image's outermost rows/columns are not scratches (a print's or the platen's edge)
 _TRACE_SEED, _TRACE_GAP = 0.1, 0.1  # shares of the short side (see _trace)
 _RETRACE_ROUNDS, _RETRACE_TURN = 3, 1.0  # re-traces of a candidate at most; the turn (degrees) refused
 _BRIGHT_SHARE = 0.5  # of a line's support that must be lighter than its sides
@@ -128,7 +128,9 @@ DUSTY_COUNT = 95
 def _ridge_points(gray: np.ndarray, threshold: float) -> tuple[np.ndarray, ...]:
     """Thin ridge points: (ys, xs, bright polarity, line direction in degrees counter-clockwise),
     and the smoothed image they were found on."""
-    s = cv2.GaussianBlur(gray, (0, 0), _RIDGE_SIGMA)
+    # Replicated, not mirrored, at the border: a mirror doubles a line 1 px from the edge into two
+    # that blur into one ridge on the edge itself, which _MARGIN leaves out.
+    s = cv2.GaussianBlur(gray, (0, 0), _RIDGE_SIGMA, borderType=cv2.BORDER_REPLICATE)
     dxx = cv2.Sobel(s, cv2.CV_32F, 2, 0) / 4
     dyy = cv2.Sobel(s, cv2.CV_32F, 0, 2) / 4
     dxy = cv2.Sobel(s, cv2.CV_32F, 1, 1) / 4
