@@ -266,9 +266,8 @@ def _upscale(run: StepContext, plan: Plan, recipe: Recipe, rgb: np.ndarray, upsc
             execution = _execution(upscaler.last_execution, execution) | {"output_block_mean": reduce}
             return out
 
-        views = self_ensemble(model, plan.ensemble_views) if plan.ensemble_views > 1 else model
         out = upscale_to(rgb, plan.target_width, plan.target_height, plan.model_passes,
-                         views if plan.model_passes else None, upscaler.scale)
+                         self_ensemble(model, plan.ensemble_views) if plan.model_passes else None, upscaler.scale)
         run.model_time(model_seconds)
         h, w = rgb.shape[:2]
         params = {
@@ -278,8 +277,8 @@ def _upscale(run: StepContext, plan: Plan, recipe: Recipe, rgb: np.ndarray, upsc
             "tile": tile, "tile_overlap": overlap, **execution,
             **({"ensemble_views": plan.ensemble_views} if plan.ensemble_views > 1 else {}),
         }
-        detail = (f"{plan.upscale_model} x{upscaler.scale}^{plan.model_passes}"
-                  f"{f' averaged over {plan.ensemble_views} views' if plan.ensemble_views > 1 else ''} to "
+        averaged = f" averaged over {plan.ensemble_views} views" if plan.ensemble_views > 1 else ""
+        detail = (f"{plan.upscale_model} x{upscaler.scale}^{plan.model_passes}{averaged} to "
                   f"{plan.target_width}x{plan.target_height}" if plan.model_passes
                   else f"kept at {plan.target_width}x{plan.target_height} (no model pass)")
         step.record(detail, params, model=upscaler.agent if plan.model_passes else None)

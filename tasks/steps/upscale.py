@@ -48,6 +48,8 @@ def self_ensemble(model: ModelFn, views: int = ENSEMBLE_VIEWS) -> ModelFn:
     (a running sum: one extra output held, whatever the number of views)."""
     if not 1 <= views <= ENSEMBLE_VIEWS:
         raise ValueError(f"self-ensemble views must be 1-{ENSEMBLE_VIEWS}, got {views}")
+    if views == 1:
+        return model  # no copy of the output (a 24 MP scan's is gigabytes)
 
     def ensembled(rgb: np.ndarray, reduce: int) -> np.ndarray:
         total = model(rgb, reduce).astype(np.float32, copy=True)

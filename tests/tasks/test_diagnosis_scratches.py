@@ -76,6 +76,16 @@ def _demo_scans():
         yield name, scan, unmarked, lines
 
 
+def _demo_file_qa(tmp_path, file: str):
+    """One of the demo's scans written as the demo writes it (flows.demo_scans), its true damage
+    mask, and QA's scratch finding and mask on the file read back."""
+    from flows.demo_scans import demo_scans, write_scan
+
+    scan, truth = next((s, t) for f, s, t in demo_scans() if f == file)
+    views = Views(decode(write_scan(tmp_path, file, scan), max_pixels=10**9))
+    return views, truth, *assess_scratches(views, noise_sigma(views))
+
+
 def test_the_demo_scans_scratches_are_masked_along_their_length():
     # A line first fitted to part of a scratch is traced again to its ends (before: a mean 0.66
     # of the drawn scratches covered, astronaut 0.43), and a scratched scan is looked at again with
@@ -128,11 +138,7 @@ def test_opaque_specks_are_masked_on_a_scratched_scan_only(clean):
 def test_dust_on_a_dark_coat_is_found(tmp_path):
     # The demo's cameraman: dust (0.08) on his coat (0.1-0.2) is little darker than the folds around
     # it. Measured 2026-12-07: 10 of the 25 drawn specks missed with a ring gap of 0.1, 3 with 0.05.
-    from flows.demo_scans import demo_scans, write_scan
-
-    file, scan, truth = next(s for s in demo_scans() if s[0] == "cameraman_gray.png")
-    views = Views(decode(write_scan(tmp_path, file, scan), max_pixels=10**9))
-    finding, mask = assess_scratches(views, noise_sigma(views))
+    _, truth, finding, mask = _demo_file_qa(tmp_path, "cameraman_gray.png")
     assert finding["count"] >= 1 and mask is not None
     count, labels, stats, _ = cv2.connectedComponentsWithStats(truth.astype(np.uint8), connectivity=8)
     specks = [i for i in range(1, count) if max(stats[i, 2], stats[i, 3]) <= 12]
@@ -144,11 +150,7 @@ def test_a_scratch_beside_the_scan_edge_is_found(tmp_path):
     # The demo's coffee: a scratch drawn 1-2 px from the left edge, then along the edge itself. A
     # mirrored border blurred it into a ridge on the edge, and a 4 px border was never looked at.
     # Measured 2026-12-07: its rows masked 0 % before, 70 % now (the last 40 lie in column 0).
-    from flows.demo_scans import demo_scans, write_scan
-
-    file, scan, truth = next(s for s in demo_scans() if s[0] == "coffee.jpg")
-    views = Views(decode(write_scan(tmp_path, file, scan), max_pixels=10**9))
-    finding, mask = assess_scratches(views, noise_sigma(views))
+    _, truth, _, mask = _demo_file_qa(tmp_path, "coffee.jpg")
     assert mask is not None
     edge = truth.copy()
     edge[:, 6:] = False
@@ -177,10 +179,7 @@ def test_dust_on_a_jpeg_with_half_resolution_colour_is_found(tmp_path):
     # grey speck 2-4 px across takes the hue of the coffee around it, so the colour test asks only
     # that it is no more colourful than its setting. Measured 2026-12-07: 24 of the 25 drawn specks
     # masked (the CIELab test alone: 1).
-    from flows.demo_scans import demo_scans, write_scan
-
-    file, scan, truth = next(s for s in demo_scans() if s[0] == "coffee.jpg")
-    views = Views(decode(write_scan(tmp_path, file, scan), max_pixels=10**9))
+    views, truth, _, _ = _demo_file_qa(tmp_path, "coffee.jpg")
     assert views.image.chroma_subsampled
     count, specks = cv2.connectedComponents(truth.astype(np.uint8), connectivity=8)
     small = [c for c in range(1, count) if (specks == c).sum() <= 40]  # the scratches are one component each

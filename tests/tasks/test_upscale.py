@@ -52,5 +52,6 @@ def test_self_ensemble_runs_each_pass_in_every_view():
     out = upscale_to(np.zeros((4, 6, 3), np.float32), 48, 32, 1, self_ensemble(counting), 4)
     assert out.shape == (32, 48, 3)
     assert len(calls) == ENSEMBLE_VIEWS and set(calls) == {(4, 6), (6, 4)}
+    assert self_ensemble(counting, 1) is counting  # one view: the model itself, no copy
     with pytest.raises(ValueError, match="views"):
         self_ensemble(counting, 9)
