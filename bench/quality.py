@@ -242,6 +242,8 @@ def main() -> None:
         return
     models_dir = default_models_dir()
     images = _clean_images(6 if args.quick else args.images, args.validation)
+    if not images:  # else every target would read "met" over no rows at all
+        sys.exit(f"no photographs found under {SHARED / 'data'}: ../shared must lie beside the project")
 
     with tempfile.TemporaryDirectory(prefix="restorium-quality-") as tmp:
         restorium = _Restorium(models_dir, args.recipe, Path(tmp), args.precision)
