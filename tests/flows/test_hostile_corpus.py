@@ -8,9 +8,9 @@ import errno
 import hashlib
 import os
 import stat
-import sys
 from pathlib import Path
 
+import hostile_corpus
 import numpy as np
 import pytest
 from PIL import Image
@@ -18,9 +18,6 @@ from PIL import Image
 from catalog import Catalog
 from config.version import software_version
 from flows.restore_batch import restore_batch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import hostile_corpus
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_and_ray")]
 

@@ -17,9 +17,6 @@ import json
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -28,6 +25,7 @@ import pytest
 import tifffile
 import yaml
 from PIL import Image
+from review_server import chromium, review_server
 from typer.testing import CliRunner
 
 from catalog import Catalog, review
@@ -38,9 +36,6 @@ from tasks.files.atomic import sha256_file
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-OPENSEADRAGON = Path(__file__).resolve().parents[2] / "flows/review/static/openseadragon/openseadragon.min.js"
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 REVIEWER = "Ada Reviewer"
 
 
@@ -84,49 +79,15 @@ def archive(tmp_path_factory, shared_data, shared_models) -> dict:
 @pytest.fixture(scope="module")
 def server(archive, free_port):
     """The real command, on loopback (the default), starting reprocessing runs itself."""
-    port = free_port()
-    log_path = archive["root"] / "review-server.log"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "RESTORIUM_MODELS_DIR": str(archive["models"]),
-           "PREFECT_HOME": str(archive["root"] / "prefect-home")}
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "review", "--port", str(port), "--home",
-                                 str(archive["home"])], cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise AssertionError("the review server did not start:\n" + log_path.read_text())
-            time.sleep(0.2)
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=30)
+    env = {"RESTORIUM_MODELS_DIR": str(archive["models"]), "PREFECT_HOME": str(archive["root"] / "prefect-home")}
+    with review_server(archive["home"], free_port(), archive["root"] / "review-server.log", env=env) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is absent: the browser tests need Debian's Chromium "
-                    "(apt-get install -y chromium chromium-driver)")
-    if not OPENSEADRAGON.exists():
-        pytest.skip(f"{OPENSEADRAGON} is absent: `make install` fetches it from npm")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1400,1000",
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.implicitly_wait(0)
-    yield driver
-    driver.quit()
+    with chromium(tmp_path_factory.mktemp("chromium-profile")) as driver:
+        yield driver
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,6 @@ import contextlib
 import json
 import os
 import re
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -29,16 +26,13 @@ import numpy as np
 import pytest
 import tifffile
 from PIL import Image
+from review_server import chromium, review_server
 
 from catalog import Catalog, review
 from tasks.files.iiif_tiles import validate_iiif
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-OPENSEADRAGON = Path(__file__).resolve().parents[2] / "flows/review/static/openseadragon/openseadragon.min.js"
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 OSD_VERSION = "6.1.1"  # flows/review/static/openseadragon/README.md
 SCAN = (360, 520)  # width, height
 
@@ -75,51 +69,16 @@ def archive(tmp_path_factory, shared_data, shared_models) -> dict:
 @pytest.fixture(scope="module")
 def server(archive, free_port):
     """The real command, on loopback (no secret)."""
-    port = free_port()
-    log_path = archive["root"] / "review-server.log"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "RESTORIUM_MODELS_DIR": str(archive["models"]),
-           "PREFECT_HOME": str(archive["root"] / "prefect-home")}
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "review", "--port", str(port), "--queue-only",
-                                 "--home", str(archive["home"])], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                                env=env)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise AssertionError("the review server did not start:\n" + log_path.read_text())
-            time.sleep(0.2)
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=30)
+    env = {"RESTORIUM_MODELS_DIR": str(archive["models"]), "PREFECT_HOME": str(archive["root"] / "prefect-home")}
+    with review_server(archive["home"], free_port(), archive["root"] / "review-server.log", "--queue-only",
+                       env=env) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is absent: the browser tests need Debian's Chromium "
-                    "(apt-get install -y chromium chromium-driver)")
-    if not OPENSEADRAGON.exists():
-        pytest.skip(f"{OPENSEADRAGON} is absent: `make install` fetches it from npm")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1400,1000",
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # Chromium's network log
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.implicitly_wait(0)
-    yield driver
-    driver.quit()
+    with chromium(tmp_path_factory.mktemp("chromium-profile"), network_log=True) as driver:  # what the app sent
+        yield driver
 
 
 @pytest.fixture(scope="module")

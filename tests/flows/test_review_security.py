@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import socket
-import subprocess
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -20,6 +17,7 @@ from urllib.parse import quote
 
 import pytest
 from PIL import Image
+from review_server import review_server
 from typer.testing import CliRunner
 
 from catalog import Catalog
@@ -32,7 +30,6 @@ with warnings.catch_warnings():  # starlette suggests httpx2; httpx is what is i
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery staple"
 SECRET_TEXT = "TOP-SECRET-OUTSIDE-THE-ARCHIVE"
 
@@ -69,27 +66,9 @@ def archive(tmp_path_factory, shared_data) -> dict:
 def exposed(archive, free_port):
     """`restorium review --host 0.0.0.0 --password-file F`, the real command, reached via loopback."""
     port = free_port()
-    log = open(archive["root"] / "server.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "review", "--host", "0.0.0.0", "--port", str(port),
-         "--password-file", str(archive["password_file"]), "--home", str(archive["home"]), "--queue-only"],
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO)})
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if proc.poll() is not None:
-                raise AssertionError((archive["root"] / "server.log").read_text())
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        raise AssertionError("the review server did not start: " + (archive["root"] / "server.log").read_text())
-    yield port
-    proc.terminate()
-    proc.wait(timeout=20)
-    log.close()
+    with review_server(archive["home"], port, archive["root"] / "server.log", "--host", "0.0.0.0",
+                       "--password-file", str(archive["password_file"]), "--queue-only"):
+        yield port
 
 
 def _raw(port: int, method: str, path: str, headers: dict[str, str] | None = None,

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import errno
 import struct
-import sys
 from pathlib import Path
 
+import hostile_corpus
 import numpy as np
 import pytest
 from PIL import Image
@@ -19,9 +19,6 @@ from tasks.files.imageio import decode, inspect, jpeg_frame
 from tasks.files.ingest import discover_all, ingest_file
 from tasks.files.limits import Limits, check_image
 from tasks.records.failures import MEMORY, TOO_LARGE, UNREADABLE, ScanError, failure_of, scan_boundary
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import hostile_corpus
 
 
 @pytest.fixture(scope="module")
