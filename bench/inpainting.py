@@ -31,6 +31,13 @@ Bench-only fills (not in tasks/steps/inpaint.py, kept for comparison):
 An edge-directed fill (each pixel interpolated along the direction whose two known ends agree
 best, 16 directions, soft-weighted) was tried on 5 photos before this bench: 2-3 dB under
 biharmonic inside the true mask on every one, so it was dropped.
+OpenCV-contrib's frequency-selective reconstruction (cv2.xphoto.inpaint, FSR_FAST; 2026-12-07, 4 of
+the photos, from a separate opencv-contrib-python-headless 5.0.0 install) against spline, true mask /
+true+1: full size lines 26.80 / 23.90 dB against 26.43 / 23.03 (residual px equal), mixed 23.71 /
+21.85 against 22.11 / 21.00 (residual 550 against 808); x4 thumbnails lines 21.40 / 18.84 against
+22.36 / 19.86 (worse), mixed 21.02 / 19.78 against 19.99 / 19.46; 0.3-1.6 s an image against
+0.01-0.03 s. Not adopted: worse on thumbnails, 30-100x slower, and it needs opencv-contrib in place
+of the opencv-python that basicsr and realesrgan require (both install a `cv2` package).
 
 Results (2026-12-06, the shared 2-core machine, under load; PSNR in the true mask dB / residual
 px per image, 35 photos; damaged 7.74 / 1018 on lines, 11.85 / 2001 on mixed, full size):

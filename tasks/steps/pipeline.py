@@ -126,7 +126,8 @@ def _master(run: StepContext, image: DecodedImage) -> ScanOutcome:
     ai = _upscale(run, plan, recipe, restored, upscaler)
     master_rgb, faces, model_result = _finish(run, plan, recipe, ai, restored)
     flags = _guard(run, recipe, master_rgb if model_result is None else model_result, restored,
-                   judged="the master" if model_result is None else "the model's result before the consistency step")
+                   judged="the master" if model_result is None else "the model's result before the consistency step",
+                   grain_sigma=plan.grain_left_to_model)
     return _tag(run, image, recipe, plan, qa.parameters, master_rgb, faces, flags)  # consumes master_rgb
 
 
@@ -342,11 +343,14 @@ def _protect_faces(run: StepContext, plan: Plan, out: np.ndarray, restored: np.n
     return out, faces
 
 
-def _guard(run: StepContext, recipe: Recipe, judged_rgb: np.ndarray, restored: np.ndarray, *, judged: str) -> list[str]:
-    """A check against invented detail: shrunk back, what the model made must still look like the scan."""
+def _guard(run: StepContext, recipe: Recipe, judged_rgb: np.ndarray, restored: np.ndarray, *, judged: str,
+           grain_sigma: float = 0.0) -> list[str]:
+    """A check against invented detail: shrunk back, what the model made must still look like the scan
+    (less the grain left for the model to remove, when there is some)."""
     with run.step(GUARD) as step:
-        result = fidelity_check(judged_rgb, restored, threshold=recipe.guard.ssim_threshold)
-        step.record(f"SSIM {result.ssim:.3f} of {judged} against the restored scan (threshold {result.threshold})"
+        result = fidelity_check(judged_rgb, restored, threshold=recipe.guard.ssim_threshold, grain_sigma=grain_sigma)
+        against = "the restored scan" + (f" less its grain (sigma {grain_sigma:.1f})" if grain_sigma > 0 else "")
+        step.record(f"SSIM {result.ssim:.3f} of {judged} against {against} (threshold {result.threshold})"
                     + ("" if result.passed else f": flagged for review, {result.reason}"),
                     {**result.to_dict(), "judged": judged},
                     outcome=StepOutcome.SUCCESS if result.passed else StepOutcome.WARNING)

@@ -95,6 +95,7 @@ class Plan:
     inpaint: InpaintParams | None = None  # when dust or scratches were found and masked
     denoise_method: str = "off"  # ffdnet | nlmeans | off
     denoise_sigma: float = 0.0  # 0-255 scale
+    grain_left_to_model: float = 0.0  # measured sigma when denoise is skipped for a fidelity model
     deblur: DeblurParams | None = None  # when motion or defocus blur was diagnosed
     upscale_model: str | None = None  # None: the scan is already at or above the target size
     model_passes: int = 0
@@ -294,6 +295,7 @@ def _plan_denoise(plan: Plan, recipe: Recipe, findings: dict[str, Any], denoiser
                 and step.min_sigma <= measured < left_to_model):
             plan.reasons.append(f"denoise: skipped, measured noise sigma {measured:.2f} < {left_to_model}: "
                                 f"{plan.upscale_model} is trained for fidelity on grained scans and removes it")
+            plan.grain_left_to_model = measured  # the guard takes it out of its reference
             return
         if measured < step.min_sigma:
             plan.reasons.append(f"denoise: skipped, measured noise sigma {measured:.2f} < {step.min_sigma}")

@@ -52,12 +52,14 @@ def test_grain_within_what_the_fidelity_model_was_trained_on_is_left_to_it():
     left = plan_scan(ARCHIVAL, {"noise_sigma": 10.0}, 64, 64, **fidelity)
     assert left.denoise_method == "off"
     assert any(r.startswith("denoise: skipped") and "trained for fidelity" in r for r in left.reasons)
+    assert left.grain_left_to_model == 10.0  # the fidelity guard takes it out of its reference
     heavy = plan_scan(ARCHIVAL, {"noise_sigma": 20.0}, 64, 64, **fidelity)
     assert (heavy.denoise_method, heavy.denoise_sigma) == ("ffdnet", 15.0)
     gan = plan_scan(ARCHIVAL, {"noise_sigma": 10.0}, 64, 64, **{**fidelity, "model_training": "gan"})
     assert (gan.denoise_method, gan.denoise_sigma) == ("ffdnet", 8.0)
     no_model = plan_scan(ARCHIVAL.with_target(scale=1), {"noise_sigma": 10.0}, 64, 64, **fidelity)
     assert no_model.denoise_method == "ffdnet"  # no model pass runs to remove it
+    assert heavy.grain_left_to_model == gan.grain_left_to_model == no_model.grain_left_to_model == 0.0
 
 
 def test_the_likeness_blend_brings_back_less_of_a_grainy_scan():
