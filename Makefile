@@ -16,7 +16,7 @@ ifneq ($(SHARED_MODELS),)
 export RESTORIUM_MODELS_DIR ?= $(SHARED_MODELS)
 endif
 
-.PHONY: install system-deps weights demo lint typecheck test test-fast bench bench-scale bench-catalog bench-quality clean-demo
+.PHONY: install deps system-deps weights demo lint typecheck test test-fast bench bench-scale bench-catalog bench-quality clean-demo
 
 # Debian tools the tests drive for real: exiftool reads masters back like an auditor would,
 # Chromium + ChromeDriver run the review page's browser tests. Installed when missing and we may
@@ -31,7 +31,12 @@ OSD_VERSION := 6.1.1
 OSD_INTEGRITY := sha512-g4iKe2q8B642SaBT3+x4ZF3/8b1TxPPydyjmtrOLgDrlYWMKd9ZXM+1Cb/xa9DVySkvs/7l6HR1nHKfD5F3Tsw==
 OSD := flows/review/static/openseadragon/openseadragon.min.js
 
-install: system-deps $(STAMP) $(OSD) weights
+install: deps weights
+
+# What the tests and the linters need: everything but the fine-tuned weights (the tests read
+# ../shared/models and make their own small models), so `make test` does not spend the fine-tune's
+# 3-60 minutes (CPU-dependent, see README) on weights it never opens.
+deps: system-deps $(STAMP) $(OSD)
 
 $(OSD):
 	@if ! command -v npm >/dev/null; then echo "note: npm is missing: no OpenSeadragon, the deep-zoom tests will skip"; exit 0; fi; \
@@ -75,18 +80,18 @@ demo: install
 
 # Lint first: pyflakes, pycodestyle, import order, and a reason on every broad except (pyproject);
 # then the types (mypy: its settings and the packages it checks are in pyproject too).
-lint: install
+lint: deps
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-typecheck: install
+typecheck: deps
 	$(BIN)/mypy
 
 # Screenshots the browser tests take (the deep-zoom review page) are kept in build/test-artifacts.
-test: install lint
+test: deps lint
 	RESTORIUM_TEST_ARTIFACTS=$(CURDIR)/build/test-artifacts $(BIN)/python -m pytest
 
-test-fast: install
+test-fast: deps
 	$(BIN)/python -m pytest -m "not slow"
 
 bench: install
