@@ -130,6 +130,7 @@ def run_one(idx: int, name: str, clean: np.ndarray, other: np.ndarray, tally: Ta
     record("clean:noise", f["noise_sigma"] > noise_mod.NOISY_SIGMA)
     record("clean:scratches", f["scratches"]["count"] >= 1)
     record("clean:dusty", f["scratches"]["dust_count"] > scratch_mod.DUSTY_COUNT)
+    record("clean:dust_print", dust_print(f))
     record("clean:jpeg", f["jpeg_blockiness"] > jpeg_mod.BLOCKY)
     record("clean:faded", f["contrast"] < tone_mod.FADED_CONTRAST)
     cast, spread = tone_mod.colour_cast(Views(image(clean)))
@@ -255,6 +256,16 @@ def scratch_cases(idx: int, clean: np.ndarray, count: int, record, err) -> None:
     found = len(set(np.unique(labels[specks & dust_truth])) - {0})
     err("dust_recall", found / max(n_specks - 1, 1))
     err("dust_count_dusty", dd.findings["scratches"]["dust_count"])
+    # what the cleanup gets: the scan's mask, where the print is found dusty, grown as inpainted
+    record("dust:print", dust_print(dd.findings))
+    cleaned = np.zeros(dust_truth.shape, bool) if dd.scratch_mask is None else dilate_mask(dd.scratch_mask, ARCHIVAL_DILATE)
+    err("dust_recall_mask", len(set(np.unique(labels[cleaned & dust_truth])) - {0}) / max(n_specks - 1, 1))
+
+
+def dust_print(findings: dict) -> bool:
+    """Dust in the cleanup mask of a print without scratch lines (either dust rule)."""
+    s = findings["scratches"]
+    return s["count"] == 0 and (s["dust_count"] > scratch_mod.DUSTY_COUNT or s["opaque_specks"] > 0)
 
 
 def run_scratches(idx: int, clean: np.ndarray, tally: Tally, part: str) -> None:
@@ -273,11 +284,13 @@ def run_scratches(idx: int, clean: np.ndarray, tally: Tally, part: str) -> None:
     f = diagnose(image(clean)).findings
     record("clean:scratches", f["scratches"]["count"] >= 1)
     record("clean:dusty", f["scratches"]["dust_count"] > scratch_mod.DUSTY_COUNT)
+    record("clean:dust_print", dust_print(f))
     err("dust_count_clean", f["scratches"]["dust_count"])
     rng.uniform(1.5, 4.0), rng.uniform(7, 25), rng.uniform(0, 180)  # run_one's defocus and motion draws
     ns = rng.uniform(5, 30)
     fn = diagnose(image(samples.add_noise(clean, ns, seed=idx))).findings
     record("noise:scratch_fa", fn["scratches"]["count"] >= 1)
+    record("noise:dust_fa", dust_print(fn))
     count = int(rng.integers(1, 6))
     scratch_cases(idx, clean, count, record, err)
 
@@ -607,6 +620,7 @@ def main() -> None:
     row(f"noisy (sigma 5-30) > {noise_mod.NOISY_SIGMA}", "noise:detect", "target >= 90 %")
     row("scratches (1-5 lines) count >= 1", "scratches:detect", "target >= 90 %")
     row("  ... count exact", "scratches:count_exact", "")
+    row("dust (25 dark specks, no scratch): masked", "dust:print", "")
     row(f"JPEG q10-40 blockiness > {jpeg_mod.BLOCKY}", "jpeg:detect", "")
     row(f"faded 0.3-0.6 contrast < {tone_mod.FADED_CONTRAST}", "fade:detect", "")
     row("colour cast 0.04-0.10, colourful photo", "cast:detect", "")
@@ -621,12 +635,14 @@ def main() -> None:
     row("noise", "clean:noise", "target <= 10 %")
     row("scratches", "clean:scratches", "target <= 10 %")
     row(f"dusty (> {scratch_mod.DUSTY_COUNT} specks)", "clean:dusty", "")
+    row("dust masked (no scratch: either dust rule)", "clean:dust_print", "target <= 2 %")
     row("JPEG blocking", "clean:jpeg", "")
     row("faded", "clean:faded", "")
     row("colour cast", "clean:cast", "")
     row("skew", "clean:skew", "")
     row("blur on noisy (sigma 5-30) photos", "noise:blur_fa", "")
     row("scratches on noisy photos", "noise:scratch_fa", "")
+    row("dust masked on noisy photos", "noise:dust_fa", "")
     row("blur on JPEG q10-40 photos", "jpeg:blur_fa", "")
     row("noise on JPEG q10-40 photos", "jpeg:noise_fa", "")
 
@@ -658,6 +674,7 @@ def main() -> None:
     errs("  as inpainted (archival dilate): recall", "scratch_recall_filled", "", None, "")
     errs("  as inpainted (archival dilate): precision", "scratch_precision_filled", "", None, "")
     errs("dust specks found (recall of 25)", "dust_recall", "", None, "")
+    errs("  in the cleanup mask, as inpainted", "dust_recall_mask", "", None, "")
     errs("dust_count, clean photos", "dust_count_clean", "", None, "")
     errs("dust_count, with 25 specks", "dust_count_dusty", "", None, "")
     errs("phash distance, same photo (x0.5, JPEG 75)", "phash_same", " bits", 6, "near-duplicate <= 6")

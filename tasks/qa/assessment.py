@@ -110,6 +110,9 @@ def _damage_reasons(f: dict) -> list[tuple[str, str]]:
         return found + ([(DUST, f"dust: {s['dust_count']} specks")] if dusty else [])
     if dusty:
         return [(DUST, f"dust: {s['dust_count']} specks ({s['coverage'] * 100:.2f} % of pixels)")]
+    if s.get("opaque_specks"):  # no scratch line, but dust that stands out (findings since 2026-12-07)
+        return [(DUST, f"dust: {s['opaque_specks']} opaque specks, {s['dust_standing_out']} standing out "
+                       f"({s['coverage'] * 100:.2f} % of pixels)")]
     return []
 
 

@@ -119,20 +119,31 @@ def test_cleanup_brings_the_demo_scans_back_toward_their_unmarked_selves():
     assert min(gains) > 2.5 and np.mean(gains) > 5.0, gains
 
 
-def test_opaque_specks_are_masked_on_a_scratched_scan_only(clean):
+def test_opaque_specks_are_masked_on_a_damaged_print_only(clean):
     touched = []
     for seed in range(3):
-        dusty, truth = samples.scratch_and_dust(clean, 0, 15, seed=seed)
-        finding, mask = _scratches(dusty)
+        few, truth = samples.scratch_and_dust(clean, 0, 3, seed=seed)
+        finding, mask = _scratches(few)
         assert finding["opaque_specks"] == 0  # a few specks alone: as likely the scene's as dust
         assert mask is None or not (mask & truth).any()
-        scratched, truth = samples.scratch_and_dust(clean, 3, 15, seed=seed)
-        _, lines = samples.scratch_and_dust(clean, 3, 0, seed=seed)
-        finding, mask = _scratches(scratched)
-        assert finding["count"] >= 1 and finding["opaque_specks"] >= 5, finding
-        count, specks = cv2.connectedComponents((truth & ~lines).astype(np.uint8))
-        touched.append(len(set(np.unique(specks[mask])) - {0}) / (count - 1))
-    assert np.mean(touched) > 0.5, touched  # 2026-12-03: 0.64 (dust over the lead of stained glass is missed)
+        for scratches in (0, 3):  # a scratched print, or one whose dust stands out (2026-12-07: 5-6 of 15)
+            marked, truth = samples.scratch_and_dust(clean, scratches, 15, seed=seed)
+            _, lines = samples.scratch_and_dust(clean, scratches, 0, seed=seed)
+            finding, mask = _scratches(marked)
+            assert finding["count"] >= min(scratches, 1) and finding["opaque_specks"] >= 5, finding
+            count, specks = cv2.connectedComponents((truth & ~lines).astype(np.uint8))
+            touched.append(len(set(np.unique(specks[mask])) - {0}) / (count - 1))
+    assert np.mean(touched) > 0.5, touched  # 2026-12-07: 0.76 (dust over the lead of stained glass is missed)
+
+
+@pytest.mark.parametrize("folder", ["sr_gt/McMaster", "sr_gt/CBSD68", "real_noisy/RNI15"])
+def test_clean_photographs_get_no_dust_mask(shared_data, folder):
+    # The scene's own dark dots (pupils, pebbles, gaps in foliage) stand out less than dust does:
+    # 2026-12-07, none of bench/diagnosis.py's 91 photos, their x4 thumbnails or 51 further images.
+    photos = sorted((shared_data / folder).iterdir())[::3]
+    for path in photos:
+        finding, mask = _scratches(decode(path, max_pixels=10**9).pixels)
+        assert finding["count"] or finding["opaque_specks"] == 0, (path.name, finding)  # no speck to fill
 
 
 def test_dust_on_a_dark_coat_is_found(tmp_path):

@@ -50,7 +50,7 @@ Dust. Black/white top-hat residues (7x7) above a contrast of 0.25 that are small
 surroundings, so specks in texture (foliage, gravel) are not counted. This is conservative:
 it finds specks on smooth areas (where they show), about a quarter of specks strewn at random.
 
-Opaque specks. On a scan with a scratch line (a damaged print) dark specks are looked for at a
+Opaque specks. On a damaged print dark specks are looked for at a
 lower isolation bar (4x instead of 20x), at dust's residue of 0.25 and again at 0.12: black-hat
 specks whose darkest pixel is near black (< 0.12), colourless there (CIELab chroma < 6: the
 scene's dark details carry its hues) and darker by 0.1 than everything within 3 px of them
@@ -66,13 +66,16 @@ On the 56 held-out CBSD68 photos it finds about half the specks strewn there. Th
 finds specks on mid-grey areas (the demo scans: 76 of 109 specks instead of 60) for 1.95 false
 specks per clean photo instead of 1.38 (0.29 instead of 0.11 on x4 thumbnails), where a scratch
 was found; alone, 0.12 merges specks with dark detail beside them (issue 22, bench/RESULTS.md).
+A damaged print is one with a scratch line, or one where at least 5 opaque specks stand out as
+dust does (see _standing_out): a scene's own near-black dots (pupils, pebbles, gaps in foliage)
+sit in texture or shadow; dust lands anywhere, smooth areas too.
 
 The mask (bool, full resolution) covers the scratch lines, drawn over their whole extent so an
 inpainter also closes the gaps, at the width the line's median profile measures (offsets where
 it stands at least half its peak above the sides, odd, at most 3 px at the analysis scale: the
 old fixed 3 px also took the image beside a 1 px scratch), on along the scan's edge where a line
 runs out into it (see _follow_to_border: the demo coffee's last scratch; bench/diagnosis.py as
-inpainted, median recall 0.964 -> 0.978 at the same precision), plus the opaque specks, or, when there
+inpainted, median recall 0.964 -> 0.978 at the same precision), plus the opaque specks of a damaged print, or, when there
 are more than DUSTY_COUNT dust specks, those (dilated): a handful of isolated specks on a scan
 without scratches are as likely catchlights in eyes as dust, and an inpainter should not fill
 those. `coverage` is the mask's share. With the measured width and the opaque specks the archival
@@ -110,7 +113,7 @@ _BORDER_NEAR, _BORDER_GAP, _BORDER_DRIFT = 3.0, 6, 3  # px: see _follow_to_borde
 _DUST_CONTRAST = 0.25
 _DUST_ISOLATION = 20.0
 _DUST_MAX_AREA, _DUST_MAX_SIDE, _DUST_WINDOW = 30, 7, 15
-# Opaque specks, looked for on scans with a scratch line (see _opaque_specks)
+# Opaque specks, dust on a damaged print (see _opaque_specks)
 _OPAQUE_DARK, _OPAQUE_CHROMA, _OPAQUE_ISOLATION = 0.12, 6.0, 4.0
 _DILUTED = 0.8  # see _diluted
 # source px a speck's grey spreads past it in a 4:2:0 JPEG (demo: 1 px leaves 3 of 22 specks; 0, 2, 3 px: 6, 3, 4)
@@ -125,6 +128,14 @@ _OPAQUE_MAX_SIDES = (8, _DUST_MAX_SIDE)
 # lines; dust sits on the scene). 0.1 left 10 of the demo cameraman's 25 specks on his dark coat
 # (ring 0.09-0.16); 0.05 leaves 3, and bench/quality.py's scratches row gains 0.07 dB.
 _RING, _RING_GAP = 7, 0.05
+
+# A print without scratch lines is dusty when at least _PRINT_DUST_MIN of its opaque specks stand
+# out: _STAND_OUT darker than the 11 px median around them, their residue _STAND_ALONE x the mean
+# residue (black- plus top-hat) of their 31 px surroundings. Clean scenes' opaque specks sit in
+# texture and shadow (foliage, gravel, a dark coat's folds); dust lands anywhere, smooth areas too.
+# Measured on bench/diagnosis.py's 91 photos with 25 drawn dust specks (issue 22, bench/RESULTS.md).
+_STAND_OUT, _STAND_ALONE, _PRINT_DUST_MIN = 0.3, 5.0, 5
+_STAND_MEDIAN, _STAND_WINDOW = 11, 31
 
 # A scan is reported scratched with at least one scratch line, or dusty with more specks than
 # this: the clean photos' 97.5th percentile on the calibration half (93; median 12.5). Natural
@@ -575,9 +586,14 @@ def _opaque_specks_at(rgb: np.ndarray, gray: np.ndarray, contrast: float, chroma
         return np.zeros(gray.shape, np.uint8)
     n = labels.max() + 1
     flat_labels, flat_gray = labels.ravel(), gray.ravel()
-    order = np.lexsort((flat_gray, flat_labels))  # by label, darkest first
-    first = np.searchsorted(flat_labels[order], np.arange(n))
-    core = order[np.minimum(first, order.size - 1)]  # each speck's darkest pixel
+    # each candidate's darkest pixel, sorting only the candidates' pixels (a large scan's view has
+    # thousands of residue components, nearly all refused by their size already)
+    is_cand = np.zeros(n, bool)
+    is_cand[cand] = True
+    pixels = np.flatnonzero(is_cand[flat_labels])
+    order = pixels[np.lexsort((flat_gray[pixels], flat_labels[pixels]))]  # by label, darkest first
+    core = np.zeros(n, np.intp)
+    core[cand] = order[np.searchsorted(flat_labels[order], cand)]
     darkest = flat_gray[core]
     own_colour = np.zeros(n, bool)
     if rgb.ndim == 3:  # CIELab chroma at the core: its rim takes the colour of what it lies on
@@ -593,6 +609,27 @@ def _opaque_specks_at(rgb: np.ndarray, gray: np.ndarray, contrast: float, chroma
     kept = cand[(darkest[cand] < _OPAQUE_DARK) & ~own_colour[cand]
                 & (ring_dark[cand] - darkest[cand] > _RING_GAP)]
     return _labels_mask(labels, kept)
+
+
+def _standing_out(gray: np.ndarray, specks: np.ndarray) -> int:
+    """How many components of `specks` (uint8 mask at the analysis scale) stand out from the scene
+    as dust does: much darker than its local median, alone in a quiet neighbourhood."""
+    n, labels, _, centroids = cv2.connectedComponentsWithStats(specks, connectivity=8)
+    if n <= 1:
+        return 0
+    se = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+    residue = cv2.morphologyEx(gray, cv2.MORPH_BLACKHAT, se) + cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, se)
+    elsewhere = 1 - cv2.dilate(specks, np.ones((5, 5), np.uint8)).astype(np.float32)
+    win = (_STAND_WINDOW, _STAND_WINDOW)
+    around = cv2.boxFilter(residue * elsewhere, -1, win, normalize=False) / np.maximum(
+        cv2.boxFilter(elsewhere, -1, win, normalize=False), 1)
+    median = cv2.medianBlur(np.clip(np.rint(gray * 255), 0, 255).astype(np.uint8), _STAND_MEDIAN)
+    darkest = np.full(n, np.inf, np.float32)
+    np.minimum.at(darkest, cast("np.ndarray", labels).ravel(), gray.ravel())
+    cx = np.clip(np.rint(centroids[1:, 0]).astype(int), 0, gray.shape[1] - 1)
+    cy = np.clip(np.rint(centroids[1:, 1]).astype(int), 0, gray.shape[0] - 1)
+    contrast = median[cy, cx].astype(np.float32) / 255 - darkest[1:]
+    return int(((contrast > _STAND_OUT) & (contrast > _STAND_ALONE * np.maximum(around[cy, cx], 1e-3))).sum())
 
 
 def _ycbcr_chroma(rgb: np.ndarray) -> np.ndarray:
@@ -625,7 +662,7 @@ def _labels_mask(labels: np.ndarray, kept: np.ndarray) -> np.ndarray:
 def assess_scratches(views: Views, noise_sigma: float = 0.0) -> tuple[dict, np.ndarray | None]:
     """The `scratches` finding and the full-resolution mask (None when nothing was found)."""
     h, w = views.shape
-    finding = {"count": 0, "coverage": 0.0, "dust_count": 0, "opaque_specks": 0}
+    finding = {"count": 0, "coverage": 0.0, "dust_count": 0, "opaque_specks": 0, "dust_standing_out": 0}
     if min(h, w) < 16:
         return finding, None
     gray = views.small_gray(_ANALYSIS_SIDE)
@@ -636,15 +673,18 @@ def assess_scratches(views: Views, noise_sigma: float = 0.0) -> tuple[dict, np.n
     # (that an inpainter will fill) only when there are more than DUSTY_COUNT of them.
     dusty = dust_count > DUSTY_COUNT
     finding["dust_count"] = int(dust_count)
-    if not lines and not dusty:
-        return finding, None
     if dusty:
         small = cv2.dilate(dust_mask, np.ones((3, 3), np.uint8))
     else:
-        # A scratched print is a damaged one: its opaque specks (near black, colourless) are dust
-        # too, at a lower bar than the scene's specks need (see _opaque_specks).
-        finding["opaque_specks"], small = _opaque_specks(views.small(_ANALYSIS_SIDE), gray,
-                                                           views.image.chroma_subsampled, scale)
+        # A damaged print's opaque specks (near black, colourless) are dust, at a lower bar than the
+        # scene's specks need (see _opaque_specks). Damaged: scratched, or with specks that stand out
+        # (see _standing_out): then its fainter opaque specks go into the mask as well.
+        opaque, small = _opaque_specks(views.small(_ANALYSIS_SIDE), gray, views.image.chroma_subsampled, scale)
+        standing_out = _standing_out(gray, small)
+        finding["dust_standing_out"] = standing_out
+        if not lines and standing_out < _PRINT_DUST_MIN:
+            return finding, None
+        finding["opaque_specks"] = opaque
     for x0, y0, x1, y1, width, courses in lines:
         cv2.line(small, (round(x0), round(y0)), (round(x1), round(y1)), 1, width)
         cv2.polylines(small, [np.rint(c).astype(np.int32) for c in courses], False, 1, width)
