@@ -66,7 +66,7 @@ $(STAMP): pyproject.toml Makefile
 
 # The archival upscaler nobody publishes (restorium-fidelity-x4v3), made on install from its
 # published parent in ../shared/models and the 56 CBSD68 photographs bench/quality.py never scores
-# (models/prepare.py: ~2.5 min on 2 cores the first time, seconds once made). It goes into weights/
+# (models/prepare.py: 2.5-6 min on 2 cores with bf16 the first time, seconds once made). It goes into weights/
 # (ignored by git) beside links to the shared weights; the demo and benchmarks use that folder.
 WEIGHTS := weights
 MADE_MODELS := $(if $(SHARED_MODELS),$(abspath $(WEIGHTS)))
