@@ -10,7 +10,8 @@ Findings:
     sharpness       variance of the Laplacian, 0-255 scale (2048 px centre crop)
     noise_sigma     per-channel Gaussian noise sigma, 0-255 scale
     scratches       {count (lines), coverage (share of pixels in the mask), dust_count, opaque_specks
-                    (near-black colourless specks masked with the lines of a scratched scan)}
+                    (near-black colourless specks masked on a damaged print), dust_standing_out (those
+                    of them that stand out as dust: 5 make a print without scratches damaged)}
     jpeg_blockiness 0 = no 8x8 grid; reported above jpeg.BLOCKY
     clipping        {black: [share per channel], white: [...]}
     contrast        luminance p99.5 - p0.5 on 0-1
