@@ -129,7 +129,6 @@ def run_one(idx: int, name: str, clean: np.ndarray, other: np.ndarray, tally: Ta
     record("clean:blur", f["blur"]["type"] != "none")
     record("clean:noise", f["noise_sigma"] > noise_mod.NOISY_SIGMA)
     record("clean:scratches", f["scratches"]["count"] >= 1)
-    record("clean:dusty", f["scratches"]["dust_count"] > scratch_mod.DUSTY_COUNT)
     record("clean:dust_print", dust_print(f))
     record("clean:jpeg", f["jpeg_blockiness"] > jpeg_mod.BLOCKY)
     record("clean:faded", f["contrast"] < tone_mod.FADED_CONTRAST)
@@ -250,7 +249,7 @@ def scratch_cases(idx: int, clean: np.ndarray, count: int, record, err) -> None:
     dusty, dust_truth = samples.scratch_and_dust(clean, 0, 25, seed=idx)
     dd = diagnose(image(dusty))
     n_specks, labels = cv2.connectedComponents(dust_truth.astype(np.uint8))
-    # the speck detector's own mask (the scan's mask holds specks only past DUSTY_COUNT)
+    # the speck rule's own mask (counted, never masked: see scratches.py's Dust)
     _, specks = scratch_mod._dust(cv2.cvtColor(dusty, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255)
     specks = cv2.dilate(specks, np.ones((3, 3), np.uint8)) > 0
     found = len(set(np.unique(labels[specks & dust_truth])) - {0})
@@ -263,9 +262,9 @@ def scratch_cases(idx: int, clean: np.ndarray, count: int, record, err) -> None:
 
 
 def dust_print(findings: dict) -> bool:
-    """Dust in the cleanup mask of a print without scratch lines (either dust rule)."""
+    """Dust in the cleanup mask of a print without scratch lines."""
     s = findings["scratches"]
-    return s["count"] == 0 and (s["dust_count"] > scratch_mod.DUSTY_COUNT or s["opaque_specks"] > 0)
+    return s["count"] == 0 and s["opaque_specks"] > 0
 
 
 def run_scratches(idx: int, clean: np.ndarray, tally: Tally, part: str) -> None:
@@ -283,7 +282,6 @@ def run_scratches(idx: int, clean: np.ndarray, tally: Tally, part: str) -> None:
 
     f = diagnose(image(clean)).findings
     record("clean:scratches", f["scratches"]["count"] >= 1)
-    record("clean:dusty", f["scratches"]["dust_count"] > scratch_mod.DUSTY_COUNT)
     record("clean:dust_print", dust_print(f))
     err("dust_count_clean", f["scratches"]["dust_count"])
     rng.uniform(1.5, 4.0), rng.uniform(7, 25), rng.uniform(0, 180)  # run_one's defocus and motion draws
@@ -634,8 +632,7 @@ def main() -> None:
     row("blur on Set5 LR x2/x3/x4 (low-res, sharp)", "lowres:blur@all", "target <= 10 %")
     row("noise", "clean:noise", "target <= 10 %")
     row("scratches", "clean:scratches", "target <= 10 %")
-    row(f"dusty (> {scratch_mod.DUSTY_COUNT} specks)", "clean:dusty", "")
-    row("dust masked (no scratch: either dust rule)", "clean:dust_print", "target <= 2 %")
+    row("dust masked (no scratch)", "clean:dust_print", "target <= 2 %")
     row("JPEG blocking", "clean:jpeg", "")
     row("faded", "clean:faded", "")
     row("colour cast", "clean:cast", "")

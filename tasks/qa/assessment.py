@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 
 from tasks.files.imageio import DecodedImage
-from tasks.qa.diagnosis import Diagnosis, blur, diagnose, jpeg, noise, scratches, skew, tone
+from tasks.qa.diagnosis import Diagnosis, blur, diagnose, jpeg, noise, skew, tone
 
 _CHANNELS = ("red", "green", "blue")
 
@@ -97,19 +97,11 @@ def _damage_reasons(f: dict) -> list[tuple[str, str]]:
             found.append((DUST, f"dust: {learned['specks']} specks" + ("" if learned["lines"] else f" ({coverage})")))
         return found
     s = f["scratches"]
-    dusty = s["dust_count"] > scratches.DUSTY_COUNT
     if s["count"]:
         lines = f"{s['count']} line" + ("s" if s["count"] != 1 else "")
         opaque = s.get("opaque_specks", 0)  # findings recorded before 2026-12-03 lack it
-        specks = ""
-        if dusty:
-            specks = f", {s['dust_count']} specks"
-        elif opaque:
-            specks = f", {opaque} opaque speck" + ("s" if opaque != 1 else "")
-        found = [(SCRATCHES, f"scratches: {s['coverage'] * 100:.2f} % of pixels ({lines}{specks})")]
-        return found + ([(DUST, f"dust: {s['dust_count']} specks")] if dusty else [])
-    if dusty:
-        return [(DUST, f"dust: {s['dust_count']} specks ({s['coverage'] * 100:.2f} % of pixels)")]
+        specks = f", {opaque} opaque speck" + ("s" if opaque != 1 else "") if opaque else ""
+        return [(SCRATCHES, f"scratches: {s['coverage'] * 100:.2f} % of pixels ({lines}{specks})")]
     if s.get("opaque_specks"):  # no scratch line, but dust that stands out (findings since 2026-12-07)
         return [(DUST, f"dust: {s['opaque_specks']} opaque specks, {s['dust_standing_out']} standing out "
                        f"({s['coverage'] * 100:.2f} % of pixels)")]

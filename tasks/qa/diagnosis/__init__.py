@@ -9,7 +9,8 @@ Findings:
     blur            {type: none|defocus|motion, score (px), sigma_px, angle_deg, length_px}
     sharpness       variance of the Laplacian, 0-255 scale (2048 px centre crop)
     noise_sigma     per-channel Gaussian noise sigma, 0-255 scale
-    scratches       {count (lines), coverage (share of pixels in the mask), dust_count, opaque_specks
+    scratches       {count (lines), coverage (share of pixels in the mask), dust_count (isolated
+                    specks, counted, not masked: clean texture has as many), opaque_specks
                     (near-black colourless specks masked on a damaged print), dust_standing_out (those
                     of them that stand out as dust: 5 make a print without scratches damaged)}
     jpeg_blockiness 0 = no 8x8 grid; reported above jpeg.BLOCKY
