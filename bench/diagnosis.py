@@ -250,7 +250,8 @@ def scratch_cases(idx: int, clean: np.ndarray, count: int, record, err) -> None:
     dd = diagnose(image(dusty))
     n_specks, labels = cv2.connectedComponents(dust_truth.astype(np.uint8))
     # the speck rule's own mask (counted, never masked: see scratches.py's Dust)
-    _, specks = scratch_mod._dust(cv2.cvtColor(dusty, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255)
+    gray = cv2.cvtColor(dusty, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
+    _, specks = scratch_mod._dust(scratch_mod._residues(gray))
     specks = cv2.dilate(specks, np.ones((3, 3), np.uint8)) > 0
     found = len(set(np.unique(labels[specks & dust_truth])) - {0})
     err("dust_recall", found / max(n_specks - 1, 1))

@@ -518,14 +518,19 @@ def _refit(line: dict) -> None:
     line["centre"] = (float(np.average(m[:, 2], weights=weights)), float(np.average(m[:, 3], weights=weights)))
 
 
-def _isolated_specks(gray: np.ndarray, op: int, contrast: float, isolation: float,
+def _residues(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The grey view's black-hat and top-hat residues (7 px disc): what is darker or lighter than
+    its surroundings at speck scale. Computed once per scan for every speck test below."""
+    se = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+    return cv2.morphologyEx(gray, cv2.MORPH_BLACKHAT, se), cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, se)
+
+
+def _isolated_specks(residue: np.ndarray, contrast: float, isolation: float,
                      max_side: int = _DUST_MAX_SIDE) -> tuple[np.ndarray, np.ndarray]:
-    """Small specks of `op`'s residue (black-hat: dark, top-hat: light) above `contrast` whose
+    """Small specks of a `residue` (black-hat: dark, top-hat: light) above `contrast` whose
     peak residue is `isolation` x the mean residue of their surroundings: the component labels
     and the kept labels."""
-    se = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
     win = _DUST_WINDOW
-    residue = cv2.morphologyEx(gray, op, se)
     on = (residue > contrast).astype(np.uint8)
     n, labels, stats, centroids = cv2.connectedComponentsWithStats(on, connectivity=8)
     area, bw, bh = stats[:, 4], stats[:, 2], stats[:, 3]
@@ -539,8 +544,8 @@ def _isolated_specks(gray: np.ndarray, op: int, contrast: float, isolation: floa
     total_sum = cv2.boxFilter(residue, -1, (win, win), normalize=False)
     own_sum = cv2.boxFilter(foot * residue, -1, (win, win), normalize=False)
     own_n = cv2.boxFilter(foot, -1, (win, win), normalize=False)
-    cx = np.clip(np.rint(centroids[idx, 0]).astype(int), 0, gray.shape[1] - 1)
-    cy = np.clip(np.rint(centroids[idx, 1]).astype(int), 0, gray.shape[0] - 1)
+    cx = np.clip(np.rint(centroids[idx, 0]).astype(int), 0, residue.shape[1] - 1)
+    cy = np.clip(np.rint(centroids[idx, 1]).astype(int), 0, residue.shape[0] - 1)
     around = (total_sum[cy, cx] - own_sum[cy, cx]) / np.maximum(win * win - own_n[cy, cx], 1)
     peak = np.zeros(n, np.float32)
     # int32 labels: OpenCV's stubs type every array it returns as integer-or-float
@@ -548,17 +553,18 @@ def _isolated_specks(gray: np.ndarray, op: int, contrast: float, isolation: floa
     return labels, idx[peak[idx] > isolation * np.maximum(around, 1e-3)]
 
 
-def _dust(gray: np.ndarray) -> tuple[int, np.ndarray]:
-    """Isolated small high-contrast specks: their count and a mask at the analysis scale."""
-    total, mask = 0, np.zeros(gray.shape, np.uint8)
-    for op in (cv2.MORPH_BLACKHAT, cv2.MORPH_TOPHAT):
-        labels, isolated = _isolated_specks(gray, op, _DUST_CONTRAST, _DUST_ISOLATION)
+def _dust(residues: tuple[np.ndarray, np.ndarray]) -> tuple[int, np.ndarray]:
+    """Isolated small high-contrast specks, dark or light (see _residues): their count and a mask
+    at the analysis scale."""
+    total, mask = 0, np.zeros(residues[0].shape, np.uint8)
+    for residue in residues:
+        labels, isolated = _isolated_specks(residue, _DUST_CONTRAST, _DUST_ISOLATION)
         total += len(isolated)
         mask |= _labels_mask(labels, isolated)
     return total, mask
 
 
-def _opaque_specks(rgb: np.ndarray, gray: np.ndarray, subsampled: bool = False,
+def _opaque_specks(rgb: np.ndarray, gray: np.ndarray, black_hat: np.ndarray, subsampled: bool = False,
                    scale: float = 1.0) -> tuple[int, np.ndarray]:
     """Specks an opaque particle would leave: dark, near black at their core and without colour
     of their own (the scene's dark details carry its hues), isolated at a lower bar than _dust's.
@@ -569,7 +575,7 @@ def _opaque_specks(rgb: np.ndarray, gray: np.ndarray, subsampled: bool = False,
     chroma = _ycbcr_chroma(rgb) if subsampled and rgb.ndim == 3 else None
     mask: np.ndarray = np.zeros(gray.shape, np.uint8)
     for contrast, max_side in zip(_OPAQUE_CONTRASTS, _OPAQUE_MAX_SIDES, strict=True):
-        mask |= _opaque_specks_at(rgb, gray, contrast, chroma, max_side)
+        mask |= _opaque_specks_at(rgb, gray, black_hat, contrast, chroma, max_side)
     count = cv2.connectedComponents(mask, connectivity=8)[0] - 1
     reach = round(_CHROMA_REACH * scale)
     if subsampled and reach:  # the speck's grey spreads as far as the half-resolution colour reaches
@@ -577,9 +583,10 @@ def _opaque_specks(rgb: np.ndarray, gray: np.ndarray, subsampled: bool = False,
     return count, mask
 
 
-def _opaque_specks_at(rgb: np.ndarray, gray: np.ndarray, contrast: float, chroma: np.ndarray | None,
+def _opaque_specks_at(rgb: np.ndarray, gray: np.ndarray, black_hat: np.ndarray, contrast: float,
+                      chroma: np.ndarray | None,
                       max_side: int = _DUST_MAX_SIDE) -> np.ndarray:
-    labels, cand = _isolated_specks(gray, cv2.MORPH_BLACKHAT, contrast, _OPAQUE_ISOLATION, max_side=max_side)
+    labels, cand = _isolated_specks(black_hat, contrast, _OPAQUE_ISOLATION, max_side=max_side)
     if not len(cand):
         return np.zeros(gray.shape, np.uint8)
     n = labels.max() + 1
@@ -609,14 +616,13 @@ def _opaque_specks_at(rgb: np.ndarray, gray: np.ndarray, contrast: float, chroma
     return _labels_mask(labels, kept)
 
 
-def _standing_out(gray: np.ndarray, specks: np.ndarray) -> int:
+def _standing_out(gray: np.ndarray, residues: tuple[np.ndarray, np.ndarray], specks: np.ndarray) -> int:
     """How many components of `specks` (uint8 mask at the analysis scale) stand out from the scene
     as dust does: much darker than its local median, alone in a quiet neighbourhood."""
     n, labels, _, centroids = cv2.connectedComponentsWithStats(specks, connectivity=8)
     if n <= 1:
         return 0
-    se = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
-    residue = cv2.morphologyEx(gray, cv2.MORPH_BLACKHAT, se) + cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, se)
+    residue = residues[0] + residues[1]
     elsewhere = 1 - cv2.dilate(specks, np.ones((5, 5), np.uint8)).astype(np.float32)
     win = (_STAND_WINDOW, _STAND_WINDOW)
     around = cv2.boxFilter(residue * elsewhere, -1, win, normalize=False) / np.maximum(
@@ -666,12 +672,14 @@ def assess_scratches(views: Views, noise_sigma: float = 0.0) -> tuple[dict, np.n
     gray = views.small_gray(_ANALYSIS_SIDE)
     scale = gray.shape[0] / h
     lines = _scratch_lines(gray, noise_sigma * scale)  # area downscaling divides the noise
-    finding["dust_count"] = _dust(gray)[0]  # a measure only: clean texture has as many (see Dust above)
+    residues = _residues(gray)
+    finding["dust_count"] = _dust(residues)[0]  # a measure only: clean texture has as many (see Dust above)
     # A damaged print's opaque specks (near black, colourless) are dust, at a lower bar than the
     # scene's specks need (see _opaque_specks). Damaged: scratched, or with specks that stand out
     # (see _standing_out): then its fainter opaque specks go into the mask as well.
-    opaque, small = _opaque_specks(views.small(_ANALYSIS_SIDE), gray, views.image.chroma_subsampled, scale)
-    standing_out = _standing_out(gray, small)
+    opaque, small = _opaque_specks(views.small(_ANALYSIS_SIDE), gray, residues[0], views.image.chroma_subsampled,
+                                   scale)
+    standing_out = _standing_out(gray, residues, small)
     finding["dust_standing_out"] = standing_out
     if not lines and standing_out < _PRINT_DUST_MIN:
         return finding, None
