@@ -109,6 +109,11 @@ def restore_batch(
             reporter().note(f"removed {swept} half-written file(s) left by an interrupted run")
         with Catalog.open(plan.settings.resolved_catalog_url) as catalog:
             summary = _run(plan, root, found.scans, catalog, only_new, found.skipped)
+        # Every scan is settled, so no writer of this run is left: what remains is a worker's that
+        # died mid-write (Ray restarted it and the scan was written again under another name).
+        swept = sweep_partials(plan.settings.home)
+        if swept:
+            reporter().note(f"removed {swept} half-written file(s) left by a worker that died mid-write")
     if summary.stopped:  # the flow run fails (Prefect shows why); the caller still gets the summary
         raise RunStopped(summary.stopped, summary.to_dict())
     return summary.to_dict()
@@ -134,7 +139,7 @@ def archive_lock(home: Path) -> Iterator[None]:
 
 
 def sweep_partials(home: Path) -> int:
-    """Delete temporary files a killed run left beside masters, access copies and review sheets.
+    """Delete temporary files a killed run or worker left beside masters, access copies and reviews.
 
     They are never served (hidden names ending in .partial, never catalogued); a re-run rewrites
     the files they were becoming."""
