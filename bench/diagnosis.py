@@ -57,6 +57,7 @@ from tasks.qa.diagnosis import jpeg as jpeg_mod
 from tasks.qa.diagnosis import noise as noise_mod
 from tasks.qa.diagnosis import scratches as scratch_mod
 from tasks.qa.diagnosis import skew as skew_mod
+from tasks.qa.diagnosis import specks as specks_mod
 from tasks.qa.diagnosis import tone as tone_mod
 from tasks.qa.diagnosis.views import Views
 from tasks.steps.inpaint import dilate_mask, inpaint
@@ -249,9 +250,9 @@ def scratch_cases(idx: int, clean: np.ndarray, count: int, record, err) -> None:
     dusty, dust_truth = samples.scratch_and_dust(clean, 0, 25, seed=idx)
     dd = diagnose(image(dusty))
     n_specks, labels = cv2.connectedComponents(dust_truth.astype(np.uint8))
-    # the speck rule's own mask (counted, never masked: see scratches.py's Dust)
+    # the dust rule's own specks (counted, never masked: see tasks/qa/diagnosis/specks.py)
     gray = cv2.cvtColor(dusty, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
-    _, specks = scratch_mod._dust(scratch_mod._residues(gray))
+    _, specks = specks_mod.dust(specks_mod.residues(gray))
     specks = cv2.dilate(specks, np.ones((3, 3), np.uint8)) > 0
     found = len(set(np.unique(labels[specks & dust_truth])) - {0})
     err("dust_recall", found / max(n_specks - 1, 1))
@@ -307,7 +308,7 @@ def speed(runs: int) -> tuple[float, list[float], list[float]]:
         diagnose(scan)
         times.append(time.perf_counter() - t)
         views = Views(scan)
-        views.small_gray(scratch_mod._ANALYSIS_SIDE)
+        views.small_gray(scratch_mod.ANALYSIS_SIDE)
         t = time.perf_counter()
         scratch_mod.assess_scratches(views, 1.0)
         scratch_times.append(time.perf_counter() - t)
@@ -357,7 +358,7 @@ def _rgb8(px: np.ndarray) -> np.ndarray:
 
 
 def classical_mask(px: np.ndarray) -> np.ndarray:
-    """What diagnose() hands the cleanup: the scratch lines (and specks, see scratches.py)."""
+    """What diagnose() hands the cleanup: the scratch lines and a damaged print's opaque specks."""
     views = Views(image(px))
     _, mask = scratch_mod.assess_scratches(views, noise_mod.noise_sigma(views))
     return mask if mask is not None else np.zeros(px.shape[:2], bool)

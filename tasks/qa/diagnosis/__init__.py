@@ -1,9 +1,10 @@
 """Diagnosis of one decoded scan: what is wrong with it, measured, before anything touches it.
 
 `diagnose(image)` returns the findings (plain JSON: they are stored in the catalog and the
-master's XMP) and, separately, a full-resolution mask of the scratches found (and of the dust,
-when there is a lot of it: see scratches.py), for an inpainting step. One small module per finding; each documents its measure and the calibration
-behind its threshold (bench/diagnosis.py measures them all on degraded real photographs).
+master's XMP) and, separately, a full-resolution mask of the scratches found (and of the dust
+on a damaged print: see scratches.py), for an inpainting step. One small module per finding
+(scratches.py draws on scratch_lines.py and specks.py); each documents its measure and the
+calibration behind its threshold (bench/diagnosis.py measures them all on degraded real photographs).
 
 Findings:
     blur            {type: none|defocus|motion, score (px), sigma_px, angle_deg, length_px}
