@@ -240,7 +240,7 @@ def scratch_cases(idx: int, clean: np.ndarray, count: int, record, err) -> None:
     near_truth = cv2.dilate(truth.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     err("scratch_recall", (mask & truth).sum() / max(truth.sum(), 1))
     # what the archival cleanup inpaints: the mask grown by its `dilate`
-    filled = dilate_mask(mask, ARCHIVAL_DILATE)
+    filled = dilate_mask(mask, ARCHIVAL_DILATE, d.speck_mask)
     err("scratch_recall_filled", (filled & truth).sum() / max(truth.sum(), 1))
     if mask.any():
         err("scratch_precision", (mask & near_truth).sum() / mask.sum())
@@ -259,7 +259,8 @@ def scratch_cases(idx: int, clean: np.ndarray, count: int, record, err) -> None:
     err("dust_count_dusty", dd.findings["scratches"]["dust_count"])
     # what the cleanup gets: the scan's mask, where the print is found dusty, grown as inpainted
     record("dust:print", dust_print(dd.findings))
-    cleaned = np.zeros(dust_truth.shape, bool) if dd.scratch_mask is None else dilate_mask(dd.scratch_mask, ARCHIVAL_DILATE)
+    cleaned = (np.zeros(dust_truth.shape, bool) if dd.scratch_mask is None
+               else dilate_mask(dd.scratch_mask, ARCHIVAL_DILATE, dd.speck_mask))
     err("dust_recall_mask", len(set(np.unique(labels[cleaned & dust_truth])) - {0}) / max(n_specks - 1, 1))
 
 
@@ -357,11 +358,12 @@ def _rgb8(px: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(px[:, :, :3])
 
 
-def classical_mask(px: np.ndarray) -> np.ndarray:
-    """What diagnose() hands the cleanup: the scratch lines and a damaged print's opaque specks."""
+def classical_mask(px: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """What diagnose() hands the cleanup: the scratch lines and a damaged print's opaque specks, and
+    those specks (filled as found)."""
     views = Views(image(px))
-    _, mask = scratch_mod.assess_scratches(views, noise_mod.noise_sigma(views))
-    return mask if mask is not None else np.zeros(px.shape[:2], bool)
+    _, mask, specks = scratch_mod.assess_scratches(views, noise_mod.noise_sigma(views))
+    return (mask if mask is not None else np.zeros(px.shape[:2], bool)), specks
 
 
 def learned_detector(models_dir: Path):
@@ -369,7 +371,7 @@ def learned_detector(models_dir: Path):
     from models.weights import resolve
 
     det = DamageDetector(resolve("restorium-damage-unet", models_dir))
-    return lambda px: det.detect(px.astype(np.float32) / 255)[0]
+    return lambda px: (det.detect(px.astype(np.float32) / 255)[0], None)
 
 
 def default_models_dir() -> Path | None:
@@ -400,10 +402,12 @@ class DamageScore:
         self.seconds: dict[tuple[str, str], list[float]] = defaultdict(list)
 
     def add(self, case: str, det: str, clean: np.ndarray, px: np.ndarray, truth: np.ndarray,
-            mask: np.ndarray, *, residual: bool = True, speck_side: int = 12) -> None:
+            found: tuple[np.ndarray, np.ndarray | None], *, residual: bool = True, speck_side: int = 12) -> None:
+        """`found`: the detector's mask and the specks of it the cleanup fills as found (or None)."""
+        mask, as_found = found
         s = lambda key, v: self.sums.__setitem__((case, det, key), self.sums[(case, det, key)] + float(v))
         near = cv2.dilate(truth.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-        filled = dilate_mask(mask, ARCHIVAL_DILATE)
+        filled = dilate_mask(mask, ARCHIVAL_DILATE, as_found)
         s("truth", truth.sum())
         s("hit", (mask & truth).sum())
         s("mask", mask.sum())
@@ -420,7 +424,7 @@ class DamageScore:
         if residual:
             c = clean.astype(np.float32)
             fixed, _ = inpaint(px.astype(np.float32) / 255, mask, method=ARCHIVAL_CLEANUP.method,
-                               radius=ARCHIVAL_CLEANUP.radius, dilate=ARCHIVAL_CLEANUP.dilate)
+                               radius=ARCHIVAL_CLEANUP.radius, dilate=ARCHIVAL_CLEANUP.dilate, footprint=as_found)
             before = np.abs(px.astype(np.float32) - c)[truth]
             after = np.abs(fixed * 255 - c)[truth]
             s("off_before", (before.max(axis=1) > RESIDUAL_LEVELS).sum())
@@ -461,7 +465,7 @@ def run_damage(args: argparse.Namespace) -> None:
     score = DamageScore()
     start = time.perf_counter()
 
-    def detect(det: str, case: str, px: np.ndarray) -> np.ndarray:
+    def detect(det: str, case: str, px: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         t = time.perf_counter()
         mask = detectors[det](px)
         score.seconds[(case, det)].append(time.perf_counter() - t)
@@ -471,8 +475,8 @@ def run_damage(args: argparse.Namespace) -> None:
         rng = np.random.default_rng(5000 + idx)
         thumb = cv2.resize(clean, (clean.shape[1] // 4, clean.shape[0] // 4), interpolation=cv2.INTER_AREA)
         for det in detectors:
-            score.alarms[("clean", det)].append(bool(detect(det, "clean", clean).any()))
-            score.alarms[("clean thumbnails (x4 down)", det)].append(bool(detect(det, "thumb", thumb).any()))
+            score.alarms[("clean", det)].append(bool(detect(det, "clean", clean)[0].any()))
+            score.alarms[("clean thumbnails (x4 down)", det)].append(bool(detect(det, "thumb", thumb)[0].any()))
         for case, _, mix in DAMAGE_CASES:
             px, truth = damaged(thumb if case == "thumb" else clean, case, mix, idx, rng)
             base = thumb if case == "thumb" else clean
@@ -483,7 +487,7 @@ def run_damage(args: argparse.Namespace) -> None:
     negatives = further_negatives()
     for name, px in negatives:
         for det in detectors:
-            score.alarms[("further negatives", det)].append(bool(detect(det, "negative", px).any()))
+            score.alarms[("further negatives", det)].append(bool(detect(det, "negative", px)[0].any()))
     large = large_scan_case(detectors, score)
 
     dets = list(detectors)
@@ -551,12 +555,12 @@ def large_scan_case(detectors: dict, score: DamageScore) -> str:
     lines = ["\nLarge scan: 6000x4000 (McMaster 1 enlarged), the mixed damage drawn at x2 size"]
     for det, fn in detectors.items():
         t = time.perf_counter()
-        alarm = bool(fn(big).any())
+        alarm = bool(fn(big)[0].any())
         t_clean = time.perf_counter() - t
         t = time.perf_counter()
-        mask = fn(px)
+        found = fn(px)
         t_damaged = time.perf_counter() - t
-        score.add("large", det, big, px, truth, mask, residual=False, speck_side=24)
+        score.add("large", det, big, px, truth, found, residual=False, speck_side=24)
         r, p = score.ratio("large", det, "hit", "truth"), score.ratio("large", det, "near", "mask")
         rf, pf = score.ratio("large", det, "hit_filled", "truth"), score.ratio("large", det, "near_filled", "filled")
         sp = score.ratio("large", det, "specks_found", "specks")

@@ -38,6 +38,7 @@ class QAReport:
     findings: dict = field(default_factory=dict)
     problems: frozenset[str] = frozenset()  # flags of the reasons (see above); not serialised
     scratch_mask: np.ndarray | None = None  # bool H x W at full resolution; not serialised
+    speck_mask: np.ndarray | None = None  # the specks of scratch_mask, filled as found; not serialised
 
     def to_dict(self) -> dict:
         return {"verdict": self.verdict, "reasons": list(self.reasons), "findings": self.findings}
@@ -118,14 +119,14 @@ def assess(image: DecodedImage, damage: tuple[np.ndarray, dict] | None = None) -
     """`damage`: the learned detector's (mask, report) for this scan, when it ran; its mask then
     replaces the classical one for cleanup (both findings are kept)."""
     diagnosis = diagnose(image)
-    mask = diagnosis.scratch_mask
+    mask, specks = diagnosis.scratch_mask, diagnosis.speck_mask
     if damage is not None:
-        mask = damage[0] if damage[0].any() else None
+        mask, specks = (damage[0] if damage[0].any() else None), None
         diagnosis.findings["damage"] = {key: damage[1][key] for key in DAMAGE_FINDINGS if key in damage[1]}
     found = problems_for(diagnosis)
     return QAReport(
         verdict="warn" if found else "pass", reasons=[text for _, text in found], findings=diagnosis.findings,
-        problems=frozenset(flag for flag, _ in found), scratch_mask=mask,
+        problems=frozenset(flag for flag, _ in found), scratch_mask=mask, speck_mask=specks,
     )
 
 

@@ -118,7 +118,7 @@ def _master(run: StepContext, image: DecodedImage) -> ScanOutcome:
     # Each step's result replaces the last (no name keeps an earlier one alive: memory).
     restored = _tone(run, plan, _model_input(image))
     if INPAINT.applies(plan) and qa.report.scratch_mask is not None:
-        restored = _inpaint(run, plan, restored, qa.report.scratch_mask)
+        restored = _inpaint(run, plan, restored, qa.report.scratch_mask, qa.report.speck_mask)
     if DENOISE.applies(plan):
         restored = _denoise(run, plan, restored)
     if DEBLUR.applies(plan):
@@ -220,10 +220,11 @@ def _tone(run: StepContext, plan: Plan, rgb: np.ndarray) -> np.ndarray:
     return rgb
 
 
-def _inpaint(run: StepContext, plan: Plan, rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _inpaint(run: StepContext, plan: Plan, rgb: np.ndarray, mask: np.ndarray,
+             specks: np.ndarray | None) -> np.ndarray:
     assert plan.inpaint is not None  # INPAINT.applies(plan)
     with run.step(INPAINT) as step:
-        out, used = inpaint(rgb, mask, **plan.inpaint)
+        out, used = inpaint(rgb, mask, **plan.inpaint, footprint=specks)
         step.record("dust and scratches inpainted inside the detected mask", used)
     return out
 

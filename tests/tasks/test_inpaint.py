@@ -153,3 +153,18 @@ def test_a_large_hole_goes_to_telea_and_stays_fast(shared_data):
     away = thin.copy()
     away[80:340, 130:390] = False  # scratch pixels 20 px clear of the big hole: filled the same way
     assert np.abs(out[away] - spline_only[away]).max() < 1e-4
+
+
+def test_a_footprint_is_filled_as_found_while_the_rest_grows():
+    mask = np.zeros((40, 40), bool)
+    mask[5:35, 10] = True  # a line
+    mask[20:23, 25:28] = True  # a speck
+    speck = np.zeros_like(mask)
+    speck[20:23, 25:28] = True
+    grown = dilate_mask(mask, 1, footprint=speck)
+    assert grown[5:35, 9:12].all() and grown[22, 26] and not grown[19, 26] and not grown[23, 26]
+    assert grown.sum() == dilate_mask(mask & ~speck, 1).sum() + speck.sum()
+    rgb = np.random.default_rng(0).random((40, 40, 3)).astype(np.float32)
+    out, used = inpaint(rgb, mask, dilate=1, footprint=speck)
+    assert used["not_grown_pixels"] == 9 and used["masked_pixels"] == grown.sum()
+    assert np.array_equal(out[~grown], rgb[~grown])

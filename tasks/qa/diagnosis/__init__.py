@@ -49,6 +49,7 @@ _SHARPNESS_SIDE = 2048
 class Diagnosis:
     findings: dict
     scratch_mask: np.ndarray | None  # bool H x W at full resolution; not part of the findings
+    speck_mask: np.ndarray | None = None  # its specks, filled as found (scratches.assess_scratches)
     chroma_spread: float = 0.0  # spread of the CIELab chroma (tone.cast_is_reported needs it)
 
 
@@ -63,7 +64,7 @@ def sharpness(views: Views) -> float:
 def diagnose(image: DecodedImage) -> Diagnosis:
     views = Views(image)
     sigma = noise_sigma(views)  # first: blur and scratch thresholds stay above the noise
-    scratches, mask = assess_scratches(views, sigma)
+    scratches, mask, specks = assess_scratches(views, sigma)
     cast, spread = colour_cast(views)
     findings = {
         "blur": assess_blur(views, sigma),
@@ -77,4 +78,4 @@ def diagnose(image: DecodedImage) -> Diagnosis:
         "skew_deg": assess_skew(views),
         "phash": perceptual_hash(views),
     }
-    return Diagnosis(findings=findings, scratch_mask=mask, chroma_spread=spread)
+    return Diagnosis(findings=findings, scratch_mask=mask, speck_mask=specks, chroma_spread=spread)
