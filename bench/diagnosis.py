@@ -467,9 +467,9 @@ def run_damage(args: argparse.Namespace) -> None:
 
     def detect(det: str, case: str, px: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         t = time.perf_counter()
-        mask = detectors[det](px)
+        found = detectors[det](px)
         score.seconds[(case, det)].append(time.perf_counter() - t)
-        return mask
+        return found
 
     for n, (idx, clean) in enumerate(photos):
         rng = np.random.default_rng(5000 + idx)

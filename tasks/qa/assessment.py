@@ -101,7 +101,7 @@ def _damage_reasons(f: dict) -> list[tuple[str, str]]:
     if s["count"]:
         lines = f"{s['count']} line" + ("s" if s["count"] != 1 else "")
         opaque = s.get("opaque_specks", 0)  # findings recorded before 2026-12-03 lack it
-        specks = f", {opaque} opaque speck" + ("s" if opaque != 1 else "") if opaque else ""
+        specks = (f", {opaque} opaque speck" + ("s" if opaque != 1 else "")) if opaque else ""
         return [(SCRATCHES, f"scratches: {s['coverage'] * 100:.2f} % of pixels ({lines}{specks})")]
     if s.get("opaque_specks"):  # no scratch line, but dust that stands out (findings since 2026-12-07)
         return [(DUST, f"dust: {s['opaque_specks']} opaque specks, {s['dust_standing_out']} standing out "
