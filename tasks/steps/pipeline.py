@@ -114,6 +114,7 @@ def _master(run: StepContext, image: DecodedImage) -> ScanOutcome:
         model_name=upscaler.card.name, model_training=upscaler.card.training,
         denoiser_available=run.kit.denoiser is not None, problems=qa.report.problems,
         has_mask=qa.report.scratch_mask is not None, face_detector_available=run.kit.faces is not None,
+        chroma_subsampled=image.chroma_subsampled,
     )
     # Each step's result replaces the last (no name keeps an earlier one alive: memory).
     restored = _tone(run, plan, _model_input(image))

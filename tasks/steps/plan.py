@@ -64,6 +64,12 @@ class InpaintParams(TypedDict):  # tasks.steps.inpaint.inpaint (the mask comes f
     method: Literal["spline", "biharmonic", "harmonic", "telea", "ns"]
     radius: int
     dilate: int
+    chroma_dilate: int  # the colour's own growth: a pixel further on a chroma-subsampled JPEG
+
+
+# px further the colour of a damage mark reaches than its grey in a JPEG that keeps colour at half
+# resolution (4:2:0, 4:2:2): one colour sample spans two pixels (tasks.steps.inpaint's doc)
+JPEG_CHROMA_REACH = 1
 
 
 class DeblurParams(TypedDict):  # tasks.steps.deblur.deblur
@@ -151,14 +157,16 @@ def plan_scan(
     recipe: Recipe, findings: dict[str, Any], width: int, height: int, *, model_scale: int,
     denoiser_available: bool, problems: frozenset[str] | set[str] = frozenset(), has_mask: bool = False,
     face_detector_available: bool = False, model_name: str | None = None, model_training: str | None = None,
+    chroma_subsampled: bool = False,
 ) -> Plan:
     """`model_name`: the upscaler loaded for the run (the recipe's model, or its fallback);
-    `model_training`: how it was trained ("gan" or "fidelity", from its card; None: unknown)."""
+    `model_training`: how it was trained ("gan" or "fidelity", from its card; None: unknown);
+    `chroma_subsampled`: the scan is a JPEG that stored its colour at reduced resolution."""
     plan = Plan()
     # Upscale first: deblurring depends on it.
     _plan_upscale(plan, recipe, width, height, model_scale, model_name or recipe.upscale.model)
     _plan_tone(plan, recipe, findings, problems)
-    _plan_cleanup(plan, recipe, findings, problems, has_mask)
+    _plan_cleanup(plan, recipe, findings, problems, has_mask, chroma_subsampled)
     _plan_denoise(plan, recipe, findings, denoiser_available, model_training)
     _plan_deblur(plan, recipe, findings, problems)
     _plan_faces(plan, recipe, face_detector_available)
@@ -269,16 +277,20 @@ def cast_severity(cast: dict[str, Any]) -> float:
 
 def _plan_cleanup(
     plan: Plan, recipe: Recipe, findings: dict[str, Any], problems: frozenset[str] | set[str], has_mask: bool,
+    chroma_subsampled: bool = False,
 ) -> None:
     step = recipe.cleanup
     found = problems & {SCRATCHES, DUST}
     if not (step.auto and found and has_mask):
         return
     coverage = (findings.get("scratches") or {}).get("coverage", 0.0)
-    plan.inpaint = InpaintParams(method=step.method, radius=step.radius, dilate=step.dilate)
+    reach = JPEG_CHROMA_REACH if chroma_subsampled else 0
+    plan.inpaint = InpaintParams(method=step.method, radius=step.radius, dilate=step.dilate,
+                                 chroma_dilate=step.dilate + reach)
     plan.reasons.append(
         f"cleanup: {' and '.join(sorted(found))} inpainted ({step.method}) inside the detected mask "
         f"({coverage * 100:.2f} % of pixels)"
+        + (f", the colour {reach} px further (a JPEG with its colour at reduced resolution)" if reach else "")
     )
 
 

@@ -168,3 +168,34 @@ def test_a_footprint_is_filled_as_found_while_the_rest_grows():
     out, used = inpaint(rgb, mask, dilate=1, footprint=speck)
     assert used["not_grown_pixels"] == 9 and used["masked_pixels"] == grown.sum()
     assert np.array_equal(out[~grown], rgb[~grown])
+
+
+def test_colour_filled_a_pixel_further_on_a_half_resolution_colour_jpeg(shared_data, tmp_path):
+    """On a 4:2:0 JPEG the fill of the colour (Cb, Cr) reaches a pixel further than the lightness's.
+    On the 18 McMaster photos with 3 scratches and 15 specks drawn, saved at quality 88 and masked by
+    QA, the drawn pixels left more than 20 levels off: 8,450 -> 7,722 (2026-12-07)."""
+    from PIL import Image
+
+    from tasks.qa.diagnosis import diagnose
+
+    def jpeg(pixels: np.ndarray, name: str):
+        Image.fromarray(pixels).save(tmp_path / name, quality=88)  # Pillow's default: 4:2:0
+        return decode(tmp_path / name)
+
+    off = {1: 0, 2: 0}
+    for path in sorted((shared_data / "sr_gt/McMaster").glob("*.tif")):
+        clean8 = decode(path).pixels
+        marked, truth = samples.scratch_and_dust(clean8, 3, 15, seed=0)
+        scan = jpeg(marked, "marked.jpg")
+        assert scan.chroma_subsampled
+        mask = diagnose(scan).scratch_mask
+        assert mask is not None, path.name
+        rgb, clean = to_float(scan.pixels), to_float(jpeg(clean8, "clean.jpg").pixels)
+        for chroma_dilate in off:
+            out, used = inpaint(rgb, mask, dilate=1, chroma_dilate=chroma_dilate)
+            off[chroma_dilate] += _residual(out, clean, truth)
+            grown = dilate_mask(mask, chroma_dilate)
+            assert used["chroma_dilate"] == chroma_dilate and used["masked_pixels"] == int(grown.sum())
+            assert np.array_equal(out[~grown], rgb[~grown])  # bit for bit outside the colour's mask
+    print(f"drawn pixels > 20 levels off: colour grown with the lightness {off[1]}, a pixel further {off[2]}")
+    assert off[2] < 0.95 * off[1], off

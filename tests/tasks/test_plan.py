@@ -120,6 +120,16 @@ def test_each_step_acts_only_on_what_qa_found():
     assert no_mask.inpaint is None  # nothing to inpaint without a mask
 
 
+def test_a_jpeg_with_its_colour_at_half_resolution_has_the_colour_filled_further():
+    plain = plan_scan(ARCHIVAL, FADED_CAST, 64, 64, model_scale=4, denoiser_available=True,
+                      problems=ALL_PROBLEMS, has_mask=True)
+    assert plain.inpaint["chroma_dilate"] == plain.inpaint["dilate"] == ARCHIVAL.cleanup.dilate
+    jpeg = plan_scan(ARCHIVAL, FADED_CAST, 64, 64, model_scale=4, denoiser_available=True,
+                     problems=ALL_PROBLEMS, has_mask=True, chroma_subsampled=True)
+    assert jpeg.inpaint["chroma_dilate"] == ARCHIVAL.cleanup.dilate + 1
+    assert any("the colour 1 px further" in r for r in jpeg.reasons)
+
+
 def test_archival_faithful_keeps_tone_and_colour_as_scanned():
     faithful = load_recipe("archival-faithful")
     plan = plan_scan(faithful, FADED_CAST, 64, 64, model_scale=4, denoiser_available=True,
