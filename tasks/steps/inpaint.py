@@ -48,7 +48,9 @@ measures on the lightness (the demo coffee's specks kept a blue-grey rim). The 9
 (with grain of sigma 6: 21.11 -> 21.21 dB, 53,135 -> 50,463); two pixels further is worse than one
 (21.71 dB). With the true mask grown by 1 px instead, one pixel further is neutral (23.19 -> 23.17
 dB, 52,737 -> 54,258 pixels left, specks left 449 -> 437): what it mends is the colour the detector's
-mask leaves at its rim.
+mask leaves at its rim. The cost, a 6000 x 4000 scan with 4 scratches across it and 60 specks: two
+sparse systems instead of one, 1.45 -> 3.07 s, and 464 -> 891 MiB traced at the peak (the box
+holding the mask, in YCbCr); below what the upscale step holds later (bench/large_scan.py).
 
 cv2.inpaint takes 8-bit images of 1 or 3 channels, or 16-bit and float32 images of one channel
 only (checked on OpenCV 5.0). Each channel is therefore inpainted as float32 on its own: no
@@ -206,35 +208,42 @@ def inpaint(
     if count == 0:
         return rgb, params
     src = rgb.astype(np.float32, copy=False)
-    if colour is grown:
-        return _fill(src, grown, method, radius, params), params
-    # lightness and colour filled apart, each inside its own mask (a linear change of channels:
-    # with equal masks this is the RGB fill)
-    ycc = cv2.cvtColor(src, cv2.COLOR_RGB2YCrCb)
-    luma = _fill(ycc[:, :, :1], grown, method, radius, params)
-    chroma = _fill(ycc[:, :, 1:], colour, method, radius, params)
-    either = grown | colour
-    filled = np.concatenate([luma[either], chroma[either]], axis=1)[None]  # 1 x N x 3
     out = src.copy()
-    out[either] = np.clip(cv2.cvtColor(filled, cv2.COLOR_YCrCb2RGB)[0], 0.0, 1.0)
+    if colour is grown:
+        _fill(out, grown, method, radius, params)
+        return out, params
+    # lightness and colour filled apart, each inside its own mask (a linear change of channels:
+    # with equal masks this is the RGB fill), over the box that holds both
+    either = grown | colour
+    box = _box(either, int(radius) + 2)
+    ycc = cv2.cvtColor(src[box], cv2.COLOR_RGB2YCrCb)
+    luma, chroma = ycc[:, :, :1].copy(), ycc[:, :, 1:].copy()
+    del ycc  # a 24 MP scan's box: 288 MB
+    _fill(luma, grown[box], method, radius, params)
+    _fill(chroma, colour[box], method, radius, params)
+    inside = either[box]
+    filled = np.concatenate([luma[inside], chroma[inside]], axis=1)[None]  # 1 x N x 3
+    out[box][inside] = np.clip(cv2.cvtColor(filled, cv2.COLOR_YCrCb2RGB)[0], 0.0, 1.0)
     return out, params
 
 
-def _fill(src: np.ndarray, grown: np.ndarray, method: str, radius: int, params: dict[str, Any]) -> np.ndarray:
-    """src (H x W x C float32) with the pixels of `grown` filled by `method`; the rest bit for bit."""
-    out = src.copy()
+def _box(mask: np.ndarray, pad: int) -> tuple[slice, slice]:
+    """The mask's bounding box grown by `pad` px (what a fill reads around it), within the image."""
+    x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
+    return (slice(max(0, y - pad), min(mask.shape[0], y + h + pad)),
+            slice(max(0, x - pad), min(mask.shape[1], x + w + pad)))
+
+
+def _fill(img: np.ndarray, grown: np.ndarray, method: str, radius: int, params: dict[str, Any]) -> None:
+    """Fill the pixels of `grown` in img (H x W x C float32) in place by `method`."""
     if not grown.any():
-        return out
+        return
     # Only the masked pixels' bounding box (plus what the fill reads around it) matters.
-    x, y, w, h = cv2.boundingRect(grown.view(np.uint8))
-    pad = int(radius) + 2
-    top, bottom = max(0, y - pad), min(src.shape[0], y + h + pad)
-    left, right = max(0, x - pad), min(src.shape[1], x + w + pad)
-    crop, inside = src[top:bottom, left:right], grown[top:bottom, left:right]
-    region = out[top:bottom, left:right]
+    box = _box(grown, pad := int(radius) + 2)
+    region, inside = img[box], grown[box]
     if method in _OPENCV:
-        region[inside] = np.clip(_opencv(crop, inside, method, radius)[inside], 0.0, 1.0)
-        return out
+        region[inside] = np.clip(_opencv(region, inside, method, radius)[inside], 0.0, 1.0)
+        return
     large = _large_holes(inside)
     if large.any():
         # Telea over the whole mask around them (so no damaged pixel is read as known), kept
@@ -243,7 +252,7 @@ def _fill(src: np.ndarray, grown: np.ndarray, method: str, radius: int, params: 
         ys, xs = np.nonzero(large)
         t, b = max(0, ys.min() - pad), ys.max() + pad + 1
         lft, r = max(0, xs.min() - pad), xs.max() + pad + 1
-        filled = _opencv(crop[t:b, lft:r], inside[t:b, lft:r], "telea", radius)
+        filled = _opencv(region[t:b, lft:r], inside[t:b, lft:r], "telea", radius)
         sub = region[t:b, lft:r]
         sub[large[t:b, lft:r]] = np.clip(filled[large[t:b, lft:r]], 0.0, 1.0)
         inside = inside & ~large
@@ -251,4 +260,3 @@ def _fill(src: np.ndarray, grown: np.ndarray, method: str, radius: int, params: 
         # the biharmonic part overshoots a little at hard edges: clipped like the others
         ys, xs, values = _solve(region, inside, _TENSION[method])
         region[ys, xs] = np.clip(values, 0.0, 1.0)
-    return out
