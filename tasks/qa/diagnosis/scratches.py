@@ -22,8 +22,8 @@ scans 6.9 dB closer to their unmarked selves on average (was 3.7).
 
 The specks no line touches are returned as well: the cleanup fills them as found while it grows
 the lines (tasks.steps.inpaint; bench/demo_damage.py: 4 specks left in the five masters -> 3, PSNR
-inside the damage 27.51 -> 27.62 dB). Not on a 4:2:0 JPEG, whose rim around a speck is the JPEG's
-guess at its colour: there specks grow with the lines.
+inside the damage 27.51 -> 27.62 dB). On a 4:2:0 JPEG, whose colour around a speck is the JPEG's
+guess, the cleanup fills their lightness as found and grows their colour (tasks.steps.inpaint).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def assess_scratches(
     views: Views, noise_sigma: float = 0.0,
 ) -> tuple[dict, np.ndarray | None, np.ndarray | None]:
     """The `scratches` finding, the full-resolution mask (None when nothing was found) and the
-    mask's specks, which the cleanup fills as found (None when it holds none, and on a 4:2:0 JPEG)."""
+    mask's specks, which the cleanup fills as found (None when it holds none)."""
     h, w = views.shape
     finding = {"count": 0, "coverage": 0.0, "dust_count": 0, "opaque_specks": 0, "dust_standing_out": 0}
     if min(h, w) < 16:
@@ -67,11 +67,6 @@ def assess_scratches(
         cv2.polylines(small, [np.rint(c).astype(np.int32) for c in courses], False, 1, width)
     mask = _full_size(small, (h, w))
     finding.update(count=len(lines), coverage=json_float(mask.mean(), 5))
-    # On a 4:2:0 JPEG a speck's grey spreads with the half-resolution colour and its rim is the
-    # JPEG's guess: there specks grow with the lines (bench/demo_damage.py: the coffee keeps 5
-    # specks, not 2).
-    if views.image.chroma_subsampled:
-        return finding, mask, None
     specks = _apart_from_lines(specks, small)
     return finding, mask, (_full_size(specks, (h, w)) & mask) if specks.any() else None
 
