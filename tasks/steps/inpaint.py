@@ -185,7 +185,7 @@ def inpaint(
 
     `mask`: HxW, true where dust or a scratch is. `dilate`: px the mask grows by first, except
     its `footprint` pixels (HxW bool or None: specks filled as found, see dilate_mask).
-    `chroma_dilate`: px the mask grows by for the colour (YCbCr's Cb and Cr) when not `dilate`:
+    `chroma_dilate`: px (at least `dilate`) the mask grows by for the colour (YCbCr's Cb and Cr):
     the lightness is then filled inside the mask grown by `dilate` (the footprint as found), the
     colour inside the whole mask grown by `chroma_dilate` (a 4:2:0 JPEG's colour of a speck
     reaches further than its grey, see the module doc).
@@ -198,10 +198,14 @@ def inpaint(
         raise ValueError(f"unknown inpainting method {method!r} (expected one of {', '.join(METHODS)})")
     if mask.shape != rgb.shape[:2]:
         raise ValueError(f"mask shape {mask.shape} does not match the image's {rgb.shape[:2]}")
+    colour_dilate = dilate if chroma_dilate is None else chroma_dilate
+    if colour_dilate < dilate:
+        raise ValueError(f"chroma_dilate {chroma_dilate} is below dilate {dilate}: the colour's mask holds the lightness's")
+    split = colour_dilate != dilate
     grown = dilate_mask(mask, dilate, footprint)
     # the colour's own mask grows whole: a speck's colour spreads past the extent measured on its grey
-    colour = grown if chroma_dilate in (None, dilate) else dilate_mask(mask, chroma_dilate)
-    count = cv2.countNonZero((grown | colour).view(np.uint8))
+    colour = dilate_mask(mask, colour_dilate) if split else grown
+    count = cv2.countNonZero(colour.view(np.uint8))  # it holds `grown`
     params: dict[str, Any] = {
         "method": method, "radius": int(radius), "dilate": int(dilate), "masked_pixels": count,
         "masked_share": round(count / grown.size, 6),
@@ -216,21 +220,22 @@ def inpaint(
         return rgb, params
     src = rgb.astype(np.float32, copy=False)
     out = src.copy()
-    if colour is grown:
-        _fill(out, grown, method, radius, params)
-        return out, params
-    # lightness and colour filled apart, each inside its own mask (a linear change of channels:
-    # with equal masks this is the RGB fill), over the box that holds both
-    either = grown | colour
-    box = _box(either, int(radius) + 2)
-    ycc = cv2.cvtColor(src[box], cv2.COLOR_RGB2YCrCb)
-    luma, chroma = ycc[:, :, :1].copy(), ycc[:, :, 1:].copy()
-    del ycc  # a 24 MP scan's box: 288 MB
-    _fill(luma, grown[box], method, radius, params)
-    _fill(chroma, colour[box], method, radius, params)
-    inside = either[box]
-    filled = np.concatenate([luma[inside], chroma[inside]], axis=1)[None]  # 1 x N x 3
-    out[box][inside] = np.clip(cv2.cvtColor(filled, cv2.COLOR_YCrCb2RGB)[0], 0.0, 1.0)
+    if not split:
+        telea = _fill(out, grown, method, radius)
+    else:
+        # lightness and colour filled apart, each inside its own mask (a linear change of channels:
+        # with equal masks this is the RGB fill), over the colour's box, which holds both
+        box = _box(colour, int(radius) + 2)
+        ycc = cv2.cvtColor(src[box], cv2.COLOR_RGB2YCrCb)
+        luma, chroma = ycc[:, :, :1].copy(), ycc[:, :, 1:].copy()
+        del ycc  # a 24 MP scan's box: 288 MB
+        _fill(luma, grown[box], method, radius)
+        telea = _fill(chroma, colour[box], method, radius)  # the larger mask: its large holes hold the other's
+        inside = colour[box]
+        filled = np.concatenate([luma[inside], chroma[inside]], axis=1)[None]  # 1 x N x 3
+        out[box][inside] = np.clip(cv2.cvtColor(filled, cv2.COLOR_YCrCb2RGB)[0], 0.0, 1.0)
+    if telea:
+        params["telea_pixels"] = telea
     return out, params
 
 
@@ -241,21 +246,22 @@ def _box(mask: np.ndarray, pad: int) -> tuple[slice, slice]:
             slice(max(0, x - pad), min(mask.shape[1], x + w + pad)))
 
 
-def _fill(img: np.ndarray, grown: np.ndarray, method: str, radius: int, params: dict[str, Any]) -> None:
-    """Fill the pixels of `grown` in img (H x W x C float32) in place by `method`."""
+def _fill(img: np.ndarray, grown: np.ndarray, method: str, radius: int) -> int:
+    """Fill the pixels of `grown` in img (H x W x C float32) in place by `method`; the number of
+    pixels in holes too large for the sparse solvers, filled by Telea instead (see _large_holes)."""
     if not grown.any():
-        return
+        return 0
     # Only the masked pixels' bounding box (plus what the fill reads around it) matters.
-    box = _box(grown, pad := int(radius) + 2)
+    pad = int(radius) + 2
+    box = _box(grown, pad)
     region, inside = img[box], grown[box]
     if method in _OPENCV:
         region[inside] = np.clip(_opencv(region, inside, method, radius)[inside], 0.0, 1.0)
-        return
+        return 0
     large = _large_holes(inside)
     if large.any():
         # Telea over the whole mask around them (so no damaged pixel is read as known), kept
         # in the large holes only; the spline then meets those filled values as its boundary
-        params["telea_pixels"] = params.get("telea_pixels", 0) + int(large.sum())
         ys, xs = np.nonzero(large)
         t, b = max(0, ys.min() - pad), ys.max() + pad + 1
         lft, r = max(0, xs.min() - pad), xs.max() + pad + 1
@@ -267,3 +273,4 @@ def _fill(img: np.ndarray, grown: np.ndarray, method: str, radius: int, params: 
         # the biharmonic part overshoots a little at hard edges: clipped like the others
         ys, xs, values = _solve(region, inside, _TENSION[method])
         region[ys, xs] = np.clip(values, 0.0, 1.0)
+    return int(large.sum())

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, TypedDict, cast
 
 from config.recipe import Recipe
+from tasks.qa.diagnosis.specks import CHROMA_REACH
 from tasks.qa.diagnosis.tone import CAST_DELTA_AB, CAST_SPREAD_RATIO, FADED_CONTRAST, is_toned_print
 from tasks.steps.upscale import ENSEMBLE_VIEWS
 
@@ -64,12 +65,7 @@ class InpaintParams(TypedDict):  # tasks.steps.inpaint.inpaint (the mask comes f
     method: Literal["spline", "biharmonic", "harmonic", "telea", "ns"]
     radius: int
     dilate: int
-    chroma_dilate: int  # the colour's own growth: a pixel further on a chroma-subsampled JPEG
-
-
-# px further the colour of a damage mark reaches than its grey in a JPEG that keeps colour at half
-# resolution (4:2:0, 4:2:2): one colour sample spans two pixels (tasks.steps.inpaint's doc)
-JPEG_CHROMA_REACH = 1
+    chroma_dilate: int  # the colour's own growth: further on a chroma-subsampled JPEG (specks.CHROMA_REACH)
 
 
 class DeblurParams(TypedDict):  # tasks.steps.deblur.deblur
@@ -284,7 +280,7 @@ def _plan_cleanup(
     if not (step.auto and found and has_mask):
         return
     coverage = (findings.get("scratches") or {}).get("coverage", 0.0)
-    reach = JPEG_CHROMA_REACH if chroma_subsampled else 0
+    reach = CHROMA_REACH if chroma_subsampled else 0
     plan.inpaint = InpaintParams(method=step.method, radius=step.radius, dilate=step.dilate,
                                  chroma_dilate=step.dilate + reach)
     plan.reasons.append(

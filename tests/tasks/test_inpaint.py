@@ -153,6 +153,17 @@ def test_a_large_hole_goes_to_telea_and_stays_fast(shared_data):
     away = thin.copy()
     away[80:340, 130:390] = False  # scratch pixels 20 px clear of the big hole: filled the same way
     assert np.abs(out[away] - spline_only[away]).max() < 1e-4
+    # lightness and colour filled apart: the hole is counted once, as the colour's larger mask holds it
+    _, split = inpaint(damaged, mask, dilate=0, chroma_dilate=1)
+    assert params["telea_pixels"] <= split["telea_pixels"] < params["telea_pixels"] + 1000
+
+
+def test_the_colours_mask_may_not_be_smaller_than_the_lightnesss():
+    rgb = np.zeros((20, 20, 3), np.float32)
+    mask = np.zeros((20, 20), bool)
+    mask[10, 10] = True
+    with pytest.raises(ValueError, match="chroma_dilate 1 is below dilate 2"):
+        inpaint(rgb, mask, dilate=2, chroma_dilate=1)
 
 
 def test_a_footprint_is_filled_as_found_while_the_rest_grows():

@@ -43,8 +43,10 @@ _DUST_MAX_AREA, _DUST_MAX_SIDE, _DUST_WINDOW = 30, 7, 15
 # Opaque specks, dust on a damaged print (see opaque_specks)
 _OPAQUE_DARK, _OPAQUE_CHROMA, _OPAQUE_ISOLATION = 0.12, 6.0, 4.0
 _DILUTED = 0.8  # see _diluted
-# source px a speck's grey spreads past it in a 4:2:0 JPEG (demo: 1 px leaves 3 of 22 specks; 0, 2, 3 px: 6, 3, 4)
-_CHROMA_REACH = 1.0
+# source px a speck's grey spreads past it in a JPEG with its colour at half resolution (4:2:0, 4:2:2):
+# one colour sample spans two pixels (demo: 1 px leaves 3 of 22 specks; 0, 2, 3 px: 6, 3, 4). The
+# cleanup grows the colour's mask this much further too (tasks.steps.plan).
+CHROMA_REACH = 1
 # Their black-hat residue, at dust's 0.25 and again lower (see opaque_specks): a near-black speck
 # on a mid-grey area shows too (0.25 alone missed 49 of the demo scans' 109 specks)
 _OPAQUE_CONTRASTS = (_DUST_CONTRAST, 0.12)
@@ -124,7 +126,7 @@ def opaque_specks(rgb: np.ndarray, gray: np.ndarray, black_hat: np.ndarray, subs
     for contrast, max_side in zip(_OPAQUE_CONTRASTS, _OPAQUE_MAX_SIDES, strict=True):
         mask |= _opaque_specks_at(rgb, gray, black_hat, contrast, chroma, max_side)
     count = cv2.connectedComponents(mask, connectivity=8)[0] - 1
-    reach = round(_CHROMA_REACH * scale)
+    reach = round(CHROMA_REACH * scale)
     if subsampled and reach:  # the speck's grey spreads as far as the half-resolution colour reaches
         mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2))
     return count, mask
