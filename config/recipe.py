@@ -62,8 +62,9 @@ class CleanupStep(_Strict):
     method: Literal["spline", "biharmonic", "harmonic", "telea", "ns"] = "telea"
     radius: int = Field(3, ge=1, le=15)
     dilate: int = Field(1, ge=0, le=5)
-    # The learned damage detector (models.damage), whose mask replaces the classical one where its
-    # weights are present; None: the classical detector alone (recipes from before it existed).
+    # The learned damage detector (models.damage), whose mask is added to the classical one where its
+    # weights are present; None: the classical detector alone (no preset names it: a fresh install
+    # does not make its weights).
     detector: str | None = Field(None, description="Damage-segmentation model for the cleanup mask.")
 
 

@@ -85,43 +85,48 @@ def problems_for(diagnosis: Diagnosis) -> list[tuple[str, str]]:
 
 
 def _damage_reasons(f: dict) -> list[tuple[str, str]]:
-    """Scratches and dust: the learned detector's components when it ran (findings["damage"]),
-    else the classical detector's lines and specks."""
+    """Scratches and dust: the classical detector's lines and specks, then the learned detector's
+    components when it ran (findings["damage"]): the cleanup fills both."""
+    found = []
+    s = f["scratches"]
+    if s["count"]:
+        lines = f"{s['count']} line" + ("s" if s["count"] != 1 else "")
+        opaque = s.get("opaque_specks", 0)  # findings recorded before 2026-12-03 lack it
+        specks = (f", {opaque} opaque speck" + ("s" if opaque != 1 else "")) if opaque else ""
+        found.append((SCRATCHES, f"scratches: {s['coverage'] * 100:.2f} % of pixels ({lines}{specks})"))
+    elif s.get("opaque_specks"):  # no scratch line, but dust that stands out (findings since 2026-12-07)
+        found.append((DUST, f"dust: {s['opaque_specks']} opaque specks, {s['dust_standing_out']} standing out "
+                            f"({s['coverage'] * 100:.2f} % of pixels)"))
     learned = f.get("damage")
     if learned is not None:
-        found = []
         coverage = f"{learned['coverage'] * 100:.2f} % of pixels, {learned['model']}"
         if learned["lines"]:
             lines = f"{learned['lines']} line" + ("s" if learned["lines"] != 1 else "")
             found.append((SCRATCHES, f"scratches: {lines} ({coverage})"))
         if learned["specks"]:
             found.append((DUST, f"dust: {learned['specks']} specks" + ("" if learned["lines"] else f" ({coverage})")))
-        return found
-    s = f["scratches"]
-    if s["count"]:
-        lines = f"{s['count']} line" + ("s" if s["count"] != 1 else "")
-        opaque = s.get("opaque_specks", 0)  # findings recorded before 2026-12-03 lack it
-        specks = (f", {opaque} opaque speck" + ("s" if opaque != 1 else "")) if opaque else ""
-        return [(SCRATCHES, f"scratches: {s['coverage'] * 100:.2f} % of pixels ({lines}{specks})")]
-    if s.get("opaque_specks"):  # no scratch line, but dust that stands out (findings since 2026-12-07)
-        return [(DUST, f"dust: {s['opaque_specks']} opaque specks, {s['dust_standing_out']} standing out "
-                       f"({s['coverage'] * 100:.2f} % of pixels)")]
-    return []
+    return found
 
 
 # What of the learned detector's report becomes a finding (its timings and execution go into the
 # QA step's parameters instead: findings are the same for the same scan).
-DAMAGE_FINDINGS = ("damaged", "lines", "specks", "coverage", "threshold", "seed_threshold", "min_area", "model",
-                   "weights_sha256")
+DAMAGE_FINDINGS = ("damaged", "lines", "specks", "coverage", "threshold", "seed_threshold", "min_area", "views",
+                   "model", "weights_sha256")
 
 
 def assess(image: DecodedImage, damage: tuple[np.ndarray, dict] | None = None) -> QAReport:
-    """`damage`: the learned detector's (mask, report) for this scan, when it ran; its mask then
-    replaces the classical one for cleanup (both findings are kept)."""
+    """`damage`: the learned detector's (mask, report) for this scan, when it ran; its mask is then
+    added to the classical one for cleanup (both findings are kept). Each finds what the other
+    misses (straight light lines and near-black dust; curved, dark and wide marks), and each keeps
+    only what is damage nearly always (bench/diagnosis.py --only damage)."""
     diagnosis = diagnose(image)
     mask, specks = diagnosis.scratch_mask, diagnosis.speck_mask
+    if damage is not None and damage[0].any():
+        learned = damage[0]
+        mask = learned if mask is None else mask | learned
+        # The classical specks are still filled as found; what the learned mask covers grows whole.
+        specks = None if specks is None else specks & ~learned
     if damage is not None:
-        mask, specks = (damage[0] if damage[0].any() else None), None
         diagnosis.findings["damage"] = {key: damage[1][key] for key in DAMAGE_FINDINGS if key in damage[1]}
     found = problems_for(diagnosis)
     return QAReport(

@@ -42,7 +42,28 @@ def test_tiles_see_their_whole_context_so_tiled_output_is_the_untiled_output(det
     np.testing.assert_allclose(tiled, whole, atol=1e-5)
 
 
+def test_eight_views_give_a_turned_or_mirrored_scan_the_same_answer_turned_or_mirrored(detector, shared_data):
+    photo = np.asarray(Image.open(sorted((shared_data / "sr_gt/CBSD68").glob("*.png"))[0]).convert("RGB"))
+    rgb = np.ascontiguousarray(photo[:96, :128]).astype(np.float32) / 255  # sides a multiple of 4: no padding
+    assert detector.views == 8  # the default
+
+    def turned(a: np.ndarray, k: int, mirror: bool) -> np.ndarray:
+        return np.ascontiguousarray(np.rot90(a[:, ::-1] if mirror else a, k))
+
+    def drift(views: int) -> float:
+        detector.views = views
+        p = detector.probability(rgb, tile=0)
+        return max(float(np.abs(detector.probability(turned(rgb, k, m), tile=0) - turned(p, k, m)).max())
+                   for k in range(4) for m in (False, True))
+
+    assert drift(8) < 1e-5
+    assert drift(1) > 1e-4  # one view: a network is not equivariant by itself (so the check above can fail)
+    with pytest.raises(ValueError, match="views"):
+        DamageDetector(detector.weights, views=3)
+
+
 def test_hysteresis_keeps_components_that_reach_the_seed_and_drops_faint_or_tiny_ones(detector):
+    detector.threshold, detector.seed_threshold, detector.min_area = 0.5, 0.85, 2  # looser than the defaults
     prob = np.zeros((40, 60), np.float32)
     prob[5, 5:40] = 0.6  # a scratch, faint along most of it ...
     prob[5, 20] = 0.9  # ... found where it is clear: all of it is kept

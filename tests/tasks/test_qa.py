@@ -113,27 +113,39 @@ def test_tiny_and_flat_images_do_not_break_the_report():
         assert json.loads(json.dumps(report.to_dict(), allow_nan=False)) == report.to_dict()  # no NaN/inf
 
 
-def test_the_learned_detectors_mask_replaces_the_classical_one(shared_data):
+def test_the_learned_detectors_mask_is_added_to_the_classical_one(shared_data):
     clean = decode(shared_data / "sr_gt/McMaster/8.tif", max_pixels=10**9).pixels
     scratched = _image(samples.scratch_and_dust(clean, 3, 0, seed=3)[0])
     classical = assess(scratched)
     assert "scratches" in classical.problems and classical.scratch_mask is not None
+    assert classical.speck_mask is not None and classical.speck_mask.any()
 
-    report = {"damaged": True, "lines": 2, "specks": 5, "coverage": 0.0123, "threshold": 0.5,
-              "seed_threshold": 0.85, "min_area": 2, "model": "restorium-damage-unet", "weights_sha256": "ab" * 32,
-              "seconds": 0.4, "inference_seconds": 0.3}
+    report = {"damaged": True, "lines": 2, "specks": 5, "coverage": 0.0123, "threshold": 0.8,
+              "seed_threshold": 0.995, "min_area": 16, "views": 8, "model": "restorium-damage-unet",
+              "weights_sha256": "ab" * 32, "seconds": 0.4, "inference_seconds": 0.3}
     mask = np.zeros(clean.shape[:2], bool)
-    mask[10:20, 30] = True
+    mask[10:20, 30] = True  # a mark the classical detector missed ...
+    ys, xs = np.nonzero(classical.speck_mask)
+    mask[ys[0], xs[0]] = True  # ... and a pixel of a speck it fills as found
     learned = assess(scratched, (mask, report))
-    assert learned.scratch_mask is mask and learned.speck_mask is None  # its mask grows whole
+    assert learned.scratch_mask is not None and learned.speck_mask is not None
+    np.testing.assert_array_equal(learned.scratch_mask, classical.scratch_mask | mask)
+    # The classical specks are still filled as found, except where the learned mask (grown whole) covers them.
+    np.testing.assert_array_equal(learned.speck_mask, classical.speck_mask & ~mask)
     assert {"scratches", "dust"} <= learned.problems
+    assert [r for r in classical.reasons if r.startswith("scratches")][0] in learned.reasons
     assert "scratches: 2 lines (1.23 % of pixels, restorium-damage-unet)" in learned.reasons
     assert "dust: 5 specks" in learned.reasons
     # The classical finding stays on record beside it; timings are no finding (same scan, same findings).
     assert learned.findings["scratches"] == classical.findings["scratches"]
-    assert "seconds" not in learned.findings["damage"] and learned.findings["damage"]["lines"] == 2
+    assert "seconds" not in learned.findings["damage"] and learned.findings["damage"]["views"] == 8
     json.dumps(learned.to_dict())
 
+    # Nothing learned: the classical mask and findings alone, as without the learned detector.
     nothing = assess(scratched, (np.zeros(clean.shape[:2], bool), {**report, "damaged": False, "lines": 0,
                                                                    "specks": 0, "coverage": 0.0}))
-    assert not {"scratches", "dust"} & nothing.problems and nothing.scratch_mask is None
+    assert nothing.problems == classical.problems and nothing.reasons == classical.reasons
+    np.testing.assert_array_equal(nothing.scratch_mask, classical.scratch_mask)
+    untouched = assess(_image(clean), (np.zeros(clean.shape[:2], bool), {**report, "damaged": False, "lines": 0,
+                                                                         "specks": 0, "coverage": 0.0}))
+    assert not {"scratches", "dust"} & untouched.problems and untouched.scratch_mask is None
