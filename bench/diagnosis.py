@@ -51,6 +51,7 @@ from config.recipe import load_recipe
 from tasks.demo import damage as damage_mod
 from tasks.demo import samples
 from tasks.files.imageio import DecodedImage, decode
+from tasks.qa.assessment import add_learned_mask
 from tasks.qa.diagnosis import blur as blur_mod
 from tasks.qa.diagnosis import diagnose, phash_distance
 from tasks.qa.diagnosis import jpeg as jpeg_mod
@@ -386,9 +387,9 @@ def both_detectors(learned):
     """What the cleanup fills when a recipe names the learned detector (tasks.qa.assessment): the
     classical mask and the learned one together, the classical specks outside it filled as found."""
     def both(px: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        mask, specks = classical_mask(px)
-        extra = learned(px)[0]
-        return mask | extra, None if specks is None else specks & ~extra
+        mask, specks = add_learned_mask(*classical_mask(px), learned(px)[0])
+        assert mask is not None  # classical_mask gives an array, empty or not
+        return mask, specks
     return both
 
 

@@ -121,18 +121,23 @@ def assess(image: DecodedImage, damage: tuple[np.ndarray, dict] | None = None) -
     of 0.75 and 0.94 on bench/diagnosis.py --only damage --quick (together 0.89)."""
     diagnosis = diagnose(image)
     mask, specks = diagnosis.scratch_mask, diagnosis.speck_mask
-    if damage is not None and damage[0].any():
-        learned = damage[0]
-        mask = learned if mask is None else mask | learned
-        # The classical specks are still filled as found; what the learned mask covers grows whole.
-        specks = None if specks is None else specks & ~learned
     if damage is not None:
+        mask, specks = add_learned_mask(mask, specks, damage[0])
         diagnosis.findings["damage"] = {key: damage[1][key] for key in DAMAGE_FINDINGS if key in damage[1]}
     found = problems_for(diagnosis)
     return QAReport(
         verdict="warn" if found else "pass", reasons=[text for _, text in found], findings=diagnosis.findings,
         problems=frozenset(flag for flag, _ in found), scratch_mask=mask, speck_mask=specks,
     )
+
+
+def add_learned_mask(mask: np.ndarray | None, specks: np.ndarray | None,
+                     learned: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The classical (mask, specks filled as found) with the learned detector's mask added: the
+    classical specks stay filled as found, what the learned mask covers grows whole."""
+    if not learned.any():
+        return mask, specks
+    return (learned if mask is None else mask | learned), (None if specks is None else specks & ~learned)
 
 
 def thresholds() -> dict[str, float | list[float]]:
